@@ -1,0 +1,27 @@
+//! watertight's configuration.
+//!
+//! A config file is YAML. [`load_file`] parses it into a [`Config`], validates it as a whole and
+//! returns either the config with its version hash or every problem found, each pinned to a
+//! `FILE:LINE:COL` with a hint. The proxy compiles a loaded config into its runtime; `watertight
+//! check` prints the same diagnostics; [`json_schema`] describes the format for editors.
+//!
+//! ```
+//! let text = "listeners:\n  - name: main\n    address: 127.0.0.1:8080\n    routes:\n      - name: all\n        cluster: web\nclusters:\n  - name: web\n    endpoints:\n      - address: 127.0.0.1:8000\n";
+//! let loaded = watertight_config::load_str(text, "example.yaml").unwrap();
+//! assert_eq!(loaded.config.clusters[0].name, "web");
+//! ```
+
+mod address;
+mod duration;
+mod load;
+mod model;
+
+pub use address::{parse_endpoint_address, parse_listen_address};
+pub use duration::Duration;
+pub use load::{Diagnostic, Diagnostics, Loaded, load_file, load_str, validate, version_of};
+pub use model::*;
+
+/// The JSON Schema of the config file format.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).expect("a JSON Schema is always valid JSON")
+}
