@@ -1,0 +1,172 @@
+//! Body types of the proxy: one boxed streaming body, and small wrappers that count bytes and
+//! enforce the exchange deadline while a body streams. Nothing here buffers a whole body.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::BoxError;
+
+/// The body type flowing through every layer, in both directions.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Boxes any body into a [`ProxyBody`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// A complete body from a short text or byte string.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    boxed(http_body_util::Full::new(bytes.into()))
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    boxed(http_body_util::Empty::<Bytes>::new())
+}
+
+pin_project_lite::pin_project! {
+    /// Adds the length of every data frame that passes through to a shared counter.
+    pub struct Counted<B> {
+        #[pin]
+        inner: B,
+        counter: Arc<AtomicU64>,
+    }
+}
+
+impl<B> Counted<B> {
+    /// Wraps `inner`, adding to `counter`.
+    pub fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
+        Self { inner, counter }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Fails the body with a `TimedOut` error when the exchange deadline passes mid-stream.
+    pub struct Deadline<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        sleep: Sleep,
+    }
+}
+
+impl<B> Deadline<B> {
+    /// Wraps `inner` so it must finish before `deadline`.
+    pub fn new(inner: B, deadline: Instant) -> Self {
+        Self {
+            inner,
+            sleep: tokio::time::sleep_until(deadline),
+        }
+    }
+}
+
+impl<B> Body for Deadline<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        ready!(this.sleep.poll(cx));
+        let timed_out = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "request timeout elapsed while the body was streaming",
+        );
+        Poll::Ready(Some(Err(timed_out.into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    #[tokio::test]
+    async fn counted_adds_every_data_frame() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let body = Counted::new(http_body_util::Full::new(Bytes::from_static(b"hello")), counter.clone());
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(collected.len(), 5);
+        assert_eq!(counter.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_fails_a_body_that_stalls_past_it() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stalled = StreamBody::new(tokio_stream_from(rx));
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let err = Deadline::new(stalled, deadline).collect().await.unwrap_err();
+        drop(tx);
+        let io = err.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_lets_a_timely_body_through() {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let body = Deadline::new(http_body_util::Full::new(Bytes::from_static(b"ok")), deadline);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), Bytes::from_static(b"ok"));
+    }
+
+    fn tokio_stream_from(
+        mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+    ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+}

@@ -1,0 +1,296 @@
+//! A cluster at run time: its endpoints with their live counters, the picker that spreads
+//! requests over them, and the keep-alive connection pool to them.
+//!
+//! Clusters outlive config reloads: the [`ClusterRegistry`](crate::registry::ClusterRegistry)
+//! hands an unchanged cluster's `Arc<Cluster>` to the new snapshot, so its pool and counters
+//! carry on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::uri::Authority;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::Serialize;
+
+use watertight_balance::{LeastRequest, WeightedRoundRobin};
+use watertight_config as config;
+
+use crate::body::ProxyBody;
+
+/// One upstream endpoint and what is known about it right now.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// `host:port` as configured.
+    pub address: String,
+    /// The authority requests to this endpoint are sent to.
+    pub authority: Authority,
+    /// Configured weight.
+    pub weight: u32,
+    in_flight: AtomicU32,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Endpoint {
+    fn new(config: &config::Endpoint) -> Result<Self, String> {
+        let authority = config
+            .address
+            .parse::<Authority>()
+            .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
+        Ok(Self {
+            address: config.address.clone(),
+            authority,
+            weight: config.weight,
+            in_flight: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests currently in flight to this endpoint.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Records a failed exchange (connect error, reset, timeout) with this endpoint.
+    pub fn record_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds one in-flight slot on an endpoint until dropped (when the response body ends).
+#[derive(Debug)]
+pub struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    fn start(endpoint: Arc<Endpoint>) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        endpoint.requests.fetch_add(1, Ordering::Relaxed);
+        Self(endpoint)
+    }
+
+    /// The endpoint this slot is on.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Picker {
+    RoundRobin(WeightedRoundRobin),
+    LeastRequest(LeastRequest),
+}
+
+/// The HTTP client type shared by a cluster's requests.
+pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// A cluster at run time.
+pub struct Cluster {
+    config: config::Cluster,
+    endpoints: Vec<Arc<Endpoint>>,
+    picker: Picker,
+    turn: AtomicUsize,
+    client: UpstreamClient,
+    host_rewrite: Option<HeaderValue>,
+}
+
+impl Cluster {
+    /// Builds a cluster from its (validated) config, with an empty connection pool.
+    pub fn new(config: &config::Cluster) -> Result<Self, String> {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|e| Endpoint::new(e).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
+        let picker = match config.balancer {
+            config::Balancer::RoundRobin => Picker::RoundRobin(WeightedRoundRobin::new(&weights)),
+            config::Balancer::LeastRequest => Picker::LeastRequest(LeastRequest::new(&weights)),
+        };
+        let host_rewrite = config
+            .host_rewrite
+            .as_deref()
+            .map(HeaderValue::from_str)
+            .transpose()
+            .map_err(|e| format!("cluster {:?}: host_rewrite: {e}", config.name))?;
+        Ok(Self {
+            config: config.clone(),
+            endpoints,
+            picker,
+            turn: AtomicUsize::new(0),
+            client: build_client(config),
+            host_rewrite,
+        })
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The config this cluster was built from (compared on reload).
+    pub fn config(&self) -> &config::Cluster {
+        &self.config
+    }
+
+    /// The HTTP version spoken upstream.
+    pub fn protocol(&self) -> config::UpstreamProtocol {
+        self.config.protocol
+    }
+
+    /// The `Host` to send upstream instead of the client's, if configured.
+    pub fn host_rewrite(&self) -> Option<&HeaderValue> {
+        self.host_rewrite.as_ref()
+    }
+
+    /// The cluster's default whole-exchange timeout (`None`: no limit).
+    pub fn request_timeout(&self) -> Option<Duration> {
+        self.config.request_timeout.non_zero()
+    }
+
+    /// The pooled client for this cluster's endpoints.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
+    /// Picks an endpoint for the next request and takes an in-flight slot on it.
+    pub fn pick(&self) -> Option<InFlight> {
+        let index = match &self.picker {
+            _ if self.endpoints.len() <= 1 => 0,
+            Picker::RoundRobin(rr) => rr.pick(self.turn.fetch_add(1, Ordering::Relaxed)),
+            Picker::LeastRequest(lr) => lr.pick(
+                |i| self.endpoints[i].in_flight(),
+                rand::random::<u64>(),
+                rand::random::<u64>(),
+            ),
+        };
+        self.endpoints.get(index).cloned().map(InFlight::start)
+    }
+
+    /// A point-in-time view for the admin API.
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            name: self.config.name.clone(),
+            balancer: self.config.balancer,
+            protocol: self.config.protocol,
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| EndpointStatus {
+                    address: e.address.clone(),
+                    weight: e.weight,
+                    state: "healthy",
+                    in_flight: e.in_flight(),
+                    requests: e.requests.load(Ordering::Relaxed),
+                    failures: e.failures.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn build_client(config: &config::Cluster) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(config.connect_timeout.get()));
+    connector.enforce_http(true);
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(config.pool.idle_timeout.get())
+        .pool_max_idle_per_host(config.pool.max_idle_per_endpoint)
+        .http2_only(config.protocol == config::UpstreamProtocol::Http2);
+    builder.build(connector)
+}
+
+/// What `GET /clusters` shows for one cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    /// Cluster name.
+    pub name: String,
+    /// Load-balancing policy.
+    pub balancer: config::Balancer,
+    /// Upstream HTTP version.
+    pub protocol: config::UpstreamProtocol,
+    /// Endpoints with their live counters.
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+/// What `GET /clusters` shows for one endpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointStatus {
+    /// `host:port`.
+    pub address: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// Health state (`healthy` until health checking lands).
+    pub state: &'static str,
+    /// Requests in flight now.
+    pub in_flight: u32,
+    /// Requests sent since the cluster was built.
+    pub requests: u64,
+    /// Failed exchanges since the cluster was built.
+    pub failures: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(balancer: config::Balancer, weights: &[u32]) -> Cluster {
+        let mut c = config::Cluster::with_endpoints(
+            "c",
+            weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| config::Endpoint {
+                    address: format!("127.0.0.1:{}", 9000 + i),
+                    weight: w,
+                })
+                .collect(),
+        );
+        c.balancer = balancer;
+        Cluster::new(&c).unwrap()
+    }
+
+    #[tokio::test]
+    async fn round_robin_follows_weights() {
+        let c = cluster(config::Balancer::RoundRobin, &[2, 1]);
+        let picks: Vec<String> = (0..6).map(|_| c.pick().unwrap().endpoint().address.clone()).collect();
+        let first = picks.iter().filter(|a| a.ends_with(":9000")).count();
+        assert_eq!(first, 4);
+    }
+
+    #[tokio::test]
+    async fn in_flight_slot_is_released_on_drop() {
+        let c = cluster(config::Balancer::LeastRequest, &[1, 1]);
+        let held: Vec<InFlight> = (0..4).map(|_| c.pick().unwrap()).collect();
+        let total: u32 = c.endpoints.iter().map(|e| e.in_flight()).sum();
+        assert_eq!(total, 4);
+        drop(held);
+        assert!(c.endpoints.iter().all(|e| e.in_flight() == 0));
+    }
+
+    #[tokio::test]
+    async fn least_request_avoids_the_busy_endpoint() {
+        let c = cluster(config::Balancer::LeastRequest, &[1, 1]);
+        // Pin ten requests on whichever endpoint comes first.
+        let busy = c.pick().unwrap();
+        let busy_addr = busy.endpoint().address.clone();
+        let _pinned: Vec<InFlight> = (0..10).map(|_| InFlight::start(busy.endpoint().clone())).collect();
+        for _ in 0..50 {
+            let pick = c.pick().unwrap();
+            assert_ne!(pick.endpoint().address, busy_addr);
+        }
+    }
+}

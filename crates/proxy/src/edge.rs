@@ -1,0 +1,151 @@
+//! The edge of the request path: what happens to every request on an HTTP listener before and
+//! after its route's stack. Load the current snapshot, route, make the request a proper
+//! proxied request (RFC 9110 intermediary rules), call the route, turn proxy errors into short
+//! answers with `x-watertight-reason`, and wrap the response body to log the exchange when it
+//! ends.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::access_log::{self, Entry};
+use crate::activity::Activity;
+use crate::body::{Counted, ProxyBody, boxed, full};
+use crate::error::{ErrorKind, ProxyError};
+use crate::exchange::{Exchange, ExchangeBody};
+use crate::forward::ServedBy;
+use crate::headers;
+use crate::router::request_host;
+use crate::runtime::Runtime;
+
+/// The response header that says why the proxy answered itself.
+pub const REASON_HEADER: &str = "x-watertight-reason";
+
+/// What the edge knows about the client connection a request came on.
+pub struct Connection {
+    /// The current config snapshot.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// The listener's bound address (its key in the snapshot).
+    pub listener: SocketAddr,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Requests in flight on this connection, for the idle timeout.
+    pub activity: Arc<Activity>,
+}
+
+/// Handles one request from a client connection.
+pub async fn handle(
+    connection: Arc<Connection>,
+    request: Request<Incoming>,
+) -> Result<Response<ExchangeBody>, Infallible> {
+    let started = Instant::now();
+    let client_version = request.version();
+    let activity = connection.activity.start_request();
+    let runtime = connection.runtime.load_full();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let request = request.map(|body| boxed(Counted::new(body, bytes_in.clone())));
+
+    let mut entry = Entry {
+        timestamp: access_log::timestamp(SystemTime::now()),
+        client: connection.client.to_string(),
+        method: request.method().as_str().to_owned(),
+        authority: request_host(&request).unwrap_or("").to_owned(),
+        path: request.uri().path().to_owned(),
+        protocol: version_name(request.version()),
+        ..Entry::default()
+    };
+
+    let outcome = match runtime.listeners.get(&connection.listener) {
+        None => Err(ProxyError::new(ErrorKind::Draining)),
+        Some(listener) => {
+            entry.listener = listener.name.clone();
+            match listener.router.route(&request) {
+                None => Err(ProxyError::new(ErrorKind::NoRoute)),
+                Some(route) => {
+                    entry.route = Some(route.name.clone());
+                    entry.cluster = Some(route.cluster.clone());
+                    let request = prepare(request, connection.client);
+                    route.call(request).await
+                }
+            }
+        }
+    };
+
+    let response = match outcome {
+        Ok(response) => {
+            entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            response
+        }
+        Err(error) => {
+            tracing::debug!(%error, route = ?entry.route, "proxy answered itself");
+            entry.upstream = error.endpoint().map(str::to_owned);
+            entry.reason = Some(error.kind().reason());
+            error_response(error.kind())
+        }
+    };
+    let mut response = response;
+    // Answer in the client's HTTP version, whatever the upstream spoke.
+    *response.version_mut() = client_version;
+    entry.status = response.status().as_u16();
+    let exchange = Exchange {
+        entry,
+        started,
+        bytes_in,
+        log: runtime.access_log.clone(),
+        activity,
+    };
+    Ok(response.map(|body| ExchangeBody::new(body, exchange)))
+}
+
+/// Applies the intermediary rules to a request about to be forwarded.
+fn prepare(mut request: Request<ProxyBody>, client: SocketAddr) -> Request<ProxyBody> {
+    let upgrade = headers::is_upgrade_request(request.headers());
+    let host = request_host(&request).map(str::to_owned);
+    let version = request.version();
+    let fields = request.headers_mut();
+    headers::remove_hop_by_hop(fields, upgrade);
+    headers::append_forwarded(fields, client.ip(), "http", host.as_deref());
+    headers::append_via(fields, version);
+    // HTTP/2 clients carry the host in :authority only; HTTP/1.1 upstreams need `Host`.
+    if !fields.contains_key(HOST)
+        && let Some(value) = host.and_then(|h| HeaderValue::from_str(&h).ok())
+    {
+        fields.insert(HOST, value);
+    }
+    request
+}
+
+/// The short answer the proxy gives when it cannot get one from upstream.
+pub fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
+    let status = kind.status();
+    let text = format!(
+        "{} {}: {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        kind.reason()
+    );
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(REASON_HEADER, HeaderValue::from_static(kind.reason()));
+    response
+}
+
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}

@@ -1,0 +1,245 @@
+//! One error type for everything the proxy itself answers instead of the upstream.
+//!
+//! Every failure is classified into a [`ErrorKind`] once, where it happens. The kind decides the
+//! status code the client sees, the short reason in `x-watertight-reason` (also the access log's
+//! `reason` and, later, the metric label), and whether a retry could help.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+
+use http::StatusCode;
+
+/// Boxed error used for bodies and sources.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What went wrong, as far as the client and the operator need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No route matched the request.
+    NoRoute,
+    /// The route's cluster has no endpoint to send to.
+    NoEndpoint,
+    /// The TCP connection to the upstream was refused.
+    ConnectRefused,
+    /// The TCP connection to the upstream did not complete within the connect timeout.
+    ConnectTimeout,
+    /// The TCP connection failed for another reason (unreachable, name not resolved, ...).
+    ConnectFailed,
+    /// The upstream closed or reset the connection before a complete response.
+    UpstreamReset,
+    /// The exchange did not complete within the request timeout.
+    UpstreamTimeout,
+    /// The upstream sent something that is not valid HTTP.
+    UpstreamProtocol,
+    /// The client's request could not be forwarded (bad URI, body error from the client).
+    BadRequest,
+    /// The proxy is shutting down and takes no new requests.
+    Draining,
+}
+
+impl ErrorKind {
+    /// The status code the client receives.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::NoRoute => StatusCode::NOT_FOUND,
+            ErrorKind::NoEndpoint | ErrorKind::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::ConnectRefused
+            | ErrorKind::ConnectFailed
+            | ErrorKind::UpstreamReset
+            | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The short word put in `x-watertight-reason` and the access log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorKind::NoRoute => "no-route",
+            ErrorKind::NoEndpoint => "no-endpoint",
+            ErrorKind::ConnectRefused => "connect-refused",
+            ErrorKind::ConnectTimeout => "connect-timeout",
+            ErrorKind::ConnectFailed => "connect-failed",
+            ErrorKind::UpstreamReset => "upstream-reset",
+            ErrorKind::UpstreamTimeout => "upstream-timeout",
+            ErrorKind::UpstreamProtocol => "upstream-protocol",
+            ErrorKind::BadRequest => "bad-request",
+            ErrorKind::Draining => "draining",
+        }
+    }
+
+    /// Whether the request provably never reached the upstream, so even a non-idempotent
+    /// request may be sent again.
+    pub fn never_reached_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NoEndpoint
+                | ErrorKind::ConnectRefused
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::ConnectFailed
+        )
+    }
+
+    /// Whether another attempt (on another endpoint) could succeed.
+    pub fn retryable(self) -> bool {
+        self.never_reached_upstream()
+            || matches!(self, ErrorKind::UpstreamReset | ErrorKind::UpstreamTimeout)
+    }
+}
+
+/// A failure the proxy answers itself, with its cause kept for logs.
+#[derive(Debug)]
+pub struct ProxyError {
+    kind: ErrorKind,
+    source: Option<BoxError>,
+    endpoint: Option<String>,
+}
+
+impl ProxyError {
+    /// An error of `kind` with no further cause.
+    pub fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            source: None,
+            endpoint: None,
+        }
+    }
+
+    /// An error of `kind` caused by `source`.
+    pub fn with_source(kind: ErrorKind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+            endpoint: None,
+        }
+    }
+
+    /// Notes the endpoint the failed attempt went to.
+    pub fn at_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Some(endpoint.to_owned());
+        self
+    }
+
+    /// The endpoint the failed attempt went to, if one was picked.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The classification.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Classifies an error from the upstream client by walking its cause chain.
+    pub fn from_upstream(error: hyper_util::client::legacy::Error) -> Self {
+        let kind = if error.is_connect() {
+            match find_io_kind(&error) {
+                Some(io::ErrorKind::ConnectionRefused) => ErrorKind::ConnectRefused,
+                Some(io::ErrorKind::TimedOut) => ErrorKind::ConnectTimeout,
+                _ => ErrorKind::ConnectFailed,
+            }
+        } else {
+            classify_exchange_error(&error)
+        };
+        Self::with_source(kind, error)
+    }
+}
+
+/// Classifies a failure after the connection was made (while sending or receiving).
+pub(crate) fn classify_exchange_error(error: &(dyn StdError + 'static)) -> ErrorKind {
+    if let Some(kind) = find_io_kind(error) {
+        return match kind {
+            io::ErrorKind::TimedOut => ErrorKind::UpstreamTimeout,
+            _ => ErrorKind::UpstreamReset,
+        };
+    }
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+                return ErrorKind::UpstreamProtocol;
+            }
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return ErrorKind::UpstreamReset;
+            }
+        }
+        cause = e.source();
+    }
+    ErrorKind::UpstreamReset
+}
+
+fn find_io_kind(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.reason())?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+            let mut cause = source.source();
+            while let Some(e) = cause {
+                write!(f, ": {e}")?;
+                cause = e.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ProxyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<ErrorKind> for ProxyError {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_504_and_connection_failures_502() {
+        assert_eq!(ErrorKind::UpstreamTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(ErrorKind::ConnectTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(ErrorKind::ConnectRefused.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(ErrorKind::UpstreamReset.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn io_errors_in_the_chain_decide_the_kind() {
+        let reset = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        assert_eq!(classify_exchange_error(&reset), ErrorKind::UpstreamReset);
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "slow");
+        assert_eq!(classify_exchange_error(&timed_out), ErrorKind::UpstreamTimeout);
+    }
+
+    #[test]
+    fn only_connect_failures_prove_the_upstream_saw_nothing() {
+        assert!(ErrorKind::ConnectRefused.never_reached_upstream());
+        assert!(!ErrorKind::UpstreamReset.never_reached_upstream());
+        assert!(!ErrorKind::UpstreamTimeout.never_reached_upstream());
+    }
+
+    #[test]
+    fn display_names_reason_and_cause() {
+        let e = ProxyError::with_source(
+            ErrorKind::ConnectRefused,
+            io::Error::new(io::ErrorKind::ConnectionRefused, "refused"),
+        );
+        assert_eq!(e.to_string(), "connect-refused: refused");
+    }
+}

@@ -1,0 +1,109 @@
+//! The response body as it leaves the proxy: it counts bytes out, notes a mid-stream failure,
+//! and when it ends (or the client goes away) writes the access log line and releases the
+//! request's hold on its connection.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Instant;
+
+use crate::access_log::{AccessLog, Entry};
+use crate::activity::RequestActivity;
+use crate::body::ProxyBody;
+use crate::error::{BoxError, classify_exchange_error};
+
+/// What an exchange carries until its last byte is sent.
+pub struct Exchange {
+    /// The log line, filled in as the exchange goes.
+    pub entry: Entry,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Request body bytes, counted as the upstream reads them.
+    pub bytes_in: Arc<AtomicU64>,
+    /// Where the line goes.
+    pub log: Arc<AccessLog>,
+    /// Keeps the client connection busy (not idle) until the exchange ends.
+    pub activity: RequestActivity,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that finishes its [`Exchange`] when it completes or is dropped.
+    pub struct ExchangeBody {
+        #[pin]
+        inner: ProxyBody,
+        exchange: Option<Exchange>,
+        bytes_out: u64,
+    }
+
+    impl PinnedDrop for ExchangeBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(exchange) = this.exchange.take() {
+                finish(exchange, *this.bytes_out);
+            }
+        }
+    }
+}
+
+impl ExchangeBody {
+    /// Wraps a response body.
+    pub fn new(inner: ProxyBody, exchange: Exchange) -> Self {
+        Self {
+            inner,
+            exchange: Some(exchange),
+            bytes_out: 0,
+        }
+    }
+}
+
+fn finish(mut exchange: Exchange, bytes_out: u64) {
+    let entry = &mut exchange.entry;
+    let micros = exchange.started.elapsed().as_micros() as f64;
+    entry.duration_ms = micros / 1000.0;
+    entry.bytes_in = exchange.bytes_in.load(Ordering::Relaxed);
+    entry.bytes_out = bytes_out;
+    exchange.log.record(entry);
+}
+
+impl Body for ExchangeBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.bytes_out += data.len() as u64;
+                }
+            }
+            Some(Err(error)) => {
+                if let Some(exchange) = this.exchange.as_mut() {
+                    exchange.entry.reason = Some(classify_exchange_error(error.as_ref()).reason());
+                }
+            }
+            None => {
+                if let Some(exchange) = this.exchange.take() {
+                    finish(exchange, *this.bytes_out);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

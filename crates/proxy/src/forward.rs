@@ -1,0 +1,188 @@
+//! The innermost service of every route: send the request to one endpoint of the cluster and
+//! stream the response back.
+//!
+//! It picks the endpoint, points the request at it, applies the whole-exchange deadline (to the
+//! response head here, and to the body through [`Deadline`]), classifies failures, and tunnels
+//! protocol upgrades (WebSocket and friends) once the upstream answers 101.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::HOST;
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tower::Service;
+
+use watertight_config::UpstreamProtocol;
+
+use crate::body::{Deadline, ProxyBody, boxed};
+use crate::cluster::{Cluster, InFlight};
+use crate::drain::Drain;
+use crate::error::{ErrorKind, ProxyError};
+use crate::headers;
+
+/// The endpoint that answered, put in the response's extensions for the access log.
+#[derive(Clone, Debug)]
+pub struct ServedBy(pub String);
+
+/// Sends requests to a cluster's endpoints.
+#[derive(Clone)]
+pub struct Forward {
+    cluster: Arc<Cluster>,
+    timeout: Option<Duration>,
+    tunnels: Drain,
+}
+
+impl Forward {
+    /// Forwards to `cluster`, failing exchanges that take longer than `timeout`.
+    pub fn new(cluster: Arc<Cluster>, timeout: Option<Duration>, tunnels: Drain) -> Self {
+        Self {
+            cluster,
+            timeout,
+            tunnels,
+        }
+    }
+}
+
+impl Service<Request<ProxyBody>> for Forward {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.forward(request).await })
+    }
+}
+
+impl Forward {
+    async fn forward(self, mut request: Request<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+        let slot = self.cluster.pick().ok_or(ErrorKind::NoEndpoint)?;
+        let endpoint = slot.endpoint().clone();
+        let served_by = ServedBy(endpoint.address.clone());
+        let fail = |error: ProxyError| {
+            endpoint.record_failure();
+            error.at_endpoint(&endpoint.address)
+        };
+
+        let downstream_upgrade =
+            headers::is_upgrade_request(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        self.aim(&mut request, &slot)?;
+
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let sent = self.cluster.client().request(request);
+        let outcome = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, sent)
+                .await
+                .map_err(|_| fail(ProxyError::new(ErrorKind::UpstreamTimeout)))?,
+            None => sent.await,
+        };
+        let mut response = outcome.map_err(|e| fail(ProxyError::from_upstream(e)))?;
+
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching && let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(downstream, upstream, self.tunnels.track()));
+        }
+        let version = response.version();
+        headers::remove_hop_by_hop(response.headers_mut(), switching);
+        headers::append_via(response.headers_mut(), version);
+        response.extensions_mut().insert(served_by);
+
+        Ok(response.map(|body| {
+            let body = Held::new(body, slot);
+            match deadline {
+                Some(deadline) => boxed(Deadline::new(body, deadline)),
+                None => boxed(body),
+            }
+        }))
+    }
+
+    /// Points the request at the chosen endpoint, in the cluster's HTTP version.
+    fn aim(&self, request: &mut Request<ProxyBody>, slot: &InFlight) -> Result<(), ProxyError> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(slot.endpoint().authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
+        *request.uri_mut() = uri;
+        *request.version_mut() = match self.cluster.protocol() {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::Http2 => Version::HTTP_2,
+        };
+        if let Some(host) = self.cluster.host_rewrite() {
+            request.headers_mut().insert(HOST, host.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Copies bytes both ways between the client and the upstream after a 101 answer.
+async fn tunnel(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    _open: crate::drain::Open,
+) {
+    let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut downstream = TokioIo::new(downstream);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+        tracing::debug!(%error, "upgraded connection ended with an error");
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Keeps the endpoint's in-flight slot until the response body is done.
+    struct Held<B> {
+        #[pin]
+        inner: B,
+        _slot: InFlight,
+    }
+}
+
+impl<B> Held<B> {
+    fn new(inner: B, slot: InFlight) -> Self {
+        Self { inner, _slot: slot }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Held<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,174 @@
+//! What an HTTP intermediary must do to headers (RFC 9110 §7.6): drop hop-by-hop fields,
+//! including those the `Connection` header names, and say it was here (`Via`,
+//! `X-Forwarded-For` / `-Proto` / `-Host`).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+
+/// Hop-by-hop fields that never cross the proxy, whatever `Connection` says.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The protocol token this proxy puts in `Via`.
+const VIA_PSEUDONYM: &str = "watertight";
+
+/// Whether a request asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
+pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has_token(headers, "upgrade")
+}
+
+fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop fields. With `keep_upgrade`, `Upgrade` and `Connection: upgrade` stay
+/// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
+/// gRPC and other trailer users need it.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let wants_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if wants_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// The `Via` protocol version for a message received with `version`.
+fn via_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// Appends this proxy to `Via` for a message that arrived as `version`.
+pub fn append_via(headers: &mut HeaderMap, version: Version) {
+    let entry = format!("{} {VIA_PSEUDONYM}", via_version(version));
+    append_list(headers, header::VIA, &entry);
+}
+
+/// Appends the forwarding fields for a request from `client` that asked for `host` over
+/// `scheme`. Each field keeps earlier hops' entries and gets this hop's added at the end.
+pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &str, host: Option<&str>) {
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), &client.to_string());
+    append_list(headers, HeaderName::from_static("x-forwarded-proto"), scheme);
+    if let Some(host) = host {
+        append_list(headers, HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// Joins `entry` onto a comma-separated list field, folding repeated fields into one line.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, entry: &str) {
+    let existing: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let joined = if existing.is_empty() {
+        entry.to_owned()
+    } else {
+        format!("{}, {entry}", existing.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn removes_standard_and_connection_named_fields() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("x-end-to-end", "kept"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-end-to-end"]);
+    }
+
+    #[test]
+    fn keeps_te_trailers_only() {
+        let mut h = map(&[("te", "trailers, deflate")]);
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("te").unwrap(), "trailers");
+        let mut h = map(&[("te", "deflate")]);
+        remove_hop_by_hop(&mut h, false);
+        assert!(h.get("te").is_none());
+    }
+
+    #[test]
+    fn upgrade_survives_when_tunnelling() {
+        let mut h = map(&[("connection", "Upgrade, x-hop"), ("upgrade", "websocket"), ("x-hop", "1")]);
+        assert!(is_upgrade_request(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+        assert!(h.get("x-hop").is_none());
+    }
+
+    #[test]
+    fn forwarding_fields_append_to_earlier_hops() {
+        let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("via", "1.1 edge")]);
+        append_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", Some("shop.example"));
+        append_via(&mut h, Version::HTTP_2);
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 127.0.0.1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "shop.example");
+        assert_eq!(h.get("via").unwrap(), "1.1 edge, 2 watertight");
+    }
+}

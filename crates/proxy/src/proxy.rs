@@ -1,0 +1,224 @@
+//! The running proxy: its listeners, the current config snapshot, reload and drain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use watertight_config::{self as config, Loaded};
+
+use crate::drain::Drain;
+use crate::runtime::Runtime;
+use crate::server;
+
+/// A handle to a running proxy; cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Arc<ArcSwap<Runtime>>,
+    listeners: Mutex<HashMap<SocketAddr, ListenerHandle>>,
+    /// Connections and tunnels of the whole proxy.
+    drain: Drain,
+    reloads_ok: AtomicU64,
+    reloads_rejected: AtomicU64,
+}
+
+struct ListenerHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// How config reloads have gone so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadCounts {
+    /// Reloads that took effect.
+    pub applied: u64,
+    /// Reloads refused (invalid file, unbindable address); the old config stayed.
+    pub rejected: u64,
+}
+
+impl Proxy {
+    /// Compiles `loaded`, binds every listener and starts serving.
+    pub async fn start(loaded: Loaded) -> Result<Proxy, String> {
+        let drain = Drain::new();
+        let runtime = Runtime::compile(loaded, None, &drain).await?;
+        let runtime = Arc::new(ArcSwap::from_pointee(runtime));
+        let proxy = Proxy {
+            inner: Arc::new(Inner {
+                runtime,
+                listeners: Mutex::new(HashMap::new()),
+                drain,
+                reloads_ok: AtomicU64::new(0),
+                reloads_rejected: AtomicU64::new(0),
+            }),
+        };
+        let addresses: Vec<SocketAddr> = proxy.current().listeners.keys().copied().collect();
+        let mut handles = proxy.inner.listeners.lock().await;
+        for address in addresses {
+            let handle = proxy.listen(address)?;
+            handles.insert(address, handle);
+        }
+        drop(handles);
+        Ok(proxy)
+    }
+
+    fn listen(&self, address: SocketAddr) -> Result<ListenerHandle, String> {
+        let listener = server::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            address,
+            self.inner.runtime.clone(),
+            self.inner.drain.clone(),
+            stopped,
+        ));
+        tracing::info!(address = %local_addr, "listening");
+        Ok(ListenerHandle {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The config snapshot requests are served with now.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.inner.runtime.load_full()
+    }
+
+    /// Swaps in a new config. New listeners are bound first; if any cannot be, nothing
+    /// changes. In-flight requests finish on the snapshot they started with; listeners no
+    /// longer configured stop accepting and their connections finish their requests.
+    pub async fn reload(&self, loaded: Loaded) -> Result<(), String> {
+        let result = self.try_reload(loaded).await;
+        match &result {
+            Ok(()) => self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.inner.reloads_rejected.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+
+    async fn try_reload(&self, loaded: Loaded) -> Result<(), String> {
+        if self.inner.drain.is_draining() {
+            return Err("the proxy is shutting down".to_owned());
+        }
+        let mut handles = self.inner.listeners.lock().await;
+        let previous = self.current();
+        let next = Runtime::compile(loaded, Some(&previous), &self.inner.drain).await?;
+
+        let mut added = HashMap::new();
+        for &address in next.listeners.keys() {
+            if !handles.contains_key(&address) {
+                // Dropping `added` on error stops what was bound so far.
+                let handle = self.listen(address).inspect_err(|_| {
+                    for handle in added.values() {
+                        stop_listener(handle);
+                    }
+                })?;
+                added.insert(address, handle);
+            }
+        }
+        let version = next.version.clone();
+        let removed: Vec<SocketAddr> = handles
+            .keys()
+            .filter(|a| !next.listeners.contains_key(a))
+            .copied()
+            .collect();
+        self.inner.runtime.store(Arc::new(next));
+        for address in removed {
+            if let Some(handle) = handles.remove(&address) {
+                stop_listener(&handle);
+                tracing::info!(address = %handle.local_addr, "listener removed");
+            }
+        }
+        handles.extend(added);
+        tracing::info!(%version, "config reloaded");
+        Ok(())
+    }
+
+    /// The address each listener is bound to, by configured address (useful with port 0).
+    pub async fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let runtime = self.current();
+        let handles = self.inner.listeners.lock().await;
+        let mut out: Vec<(String, SocketAddr)> = handles
+            .iter()
+            .filter_map(|(key, handle)| {
+                runtime
+                    .listeners
+                    .get(key)
+                    .map(|l| (l.name.to_string(), handle.local_addr))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether the proxy takes new traffic (false once draining has begun).
+    pub fn is_ready(&self) -> bool {
+        !self.inner.drain.is_draining()
+    }
+
+    /// Client connections and tunnels open now.
+    pub fn open_connections(&self) -> usize {
+        self.inner.drain.open()
+    }
+
+    /// Reload outcomes so far.
+    pub fn reload_counts(&self) -> ReloadCounts {
+        ReloadCounts {
+            applied: self.inner.reloads_ok.load(Ordering::Relaxed),
+            rejected: self.inner.reloads_rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records a reload refused before it reached the proxy (the file did not validate).
+    pub fn note_rejected_reload(&self) {
+        self.inner.reloads_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (idle keep-alive
+    /// connections close at once, HTTP/2 clients get GOAWAY), and wait up to `timeout`.
+    /// Returns true if everything finished in time.
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
+        self.inner.drain.begin();
+        let handles: Vec<ListenerHandle> = self.inner.listeners.lock().await.drain().map(|(_, h)| h).collect();
+        for handle in &handles {
+            stop_listener(handle);
+        }
+        for handle in handles {
+            let _ = handle.task.await;
+        }
+        let finished = self.inner.drain.wait(timeout).await;
+        if !finished {
+            tracing::warn!(
+                open = self.inner.drain.open(),
+                "drain timeout reached with connections still open"
+            );
+        }
+        finished
+    }
+
+    /// The drain timeout the running config asks for.
+    pub fn drain_timeout(&self) -> Duration {
+        self.current().config.drain_timeout.get()
+    }
+
+    /// The running config and its version.
+    pub fn config(&self) -> (config::Config, String) {
+        let runtime = self.current();
+        (runtime.config.clone(), runtime.version.clone())
+    }
+}
+
+fn stop_listener(handle: &ListenerHandle) {
+    handle.stop.send_replace(true);
+}

@@ -1,0 +1,112 @@
+//! A compiled config snapshot: per-listener routers with their route stacks, the clusters, and
+//! the access log. Requests load the current snapshot once at their start and keep it to the
+//! end, so a reload never changes the rules under a request in flight.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use watertight_config::{self as config, Loaded};
+
+use crate::access_log::AccessLog;
+use crate::cluster::{Cluster, ClusterStatus};
+use crate::drain::Drain;
+use crate::router::{RouteMatcher, Router};
+use crate::stack::{self, RouteEntry};
+
+/// One listener's compiled rules.
+pub struct ListenerRuntime {
+    /// Listener name, for logs.
+    pub name: Arc<str>,
+    /// The listener's config (timeouts are read per connection).
+    pub config: config::Listener,
+    /// Its routes.
+    pub router: Router<RouteEntry>,
+}
+
+/// Everything a request needs from the config, compiled.
+pub struct Runtime {
+    /// The config this was compiled from.
+    pub config: config::Config,
+    /// Its version hash.
+    pub version: String,
+    /// Listeners by bound address.
+    pub listeners: HashMap<SocketAddr, ListenerRuntime>,
+    /// Clusters by name, in config order.
+    pub clusters: Vec<Arc<Cluster>>,
+    /// The access log.
+    pub access_log: Arc<AccessLog>,
+}
+
+impl Runtime {
+    /// Compiles `loaded`, reusing clusters and the access log from `previous` where their
+    /// config is unchanged (so pools and counters survive the reload).
+    pub async fn compile(
+        loaded: Loaded,
+        previous: Option<&Runtime>,
+        tunnels: &Drain,
+    ) -> Result<Runtime, String> {
+        let Loaded { config, version } = loaded;
+        let mut clusters = Vec::with_capacity(config.clusters.len());
+        for cluster_config in &config.clusters {
+            let kept = previous
+                .and_then(|p| p.cluster(&cluster_config.name))
+                .filter(|c| c.config() == cluster_config)
+                .cloned();
+            let cluster = match kept {
+                Some(cluster) => cluster,
+                None => Arc::new(Cluster::new(cluster_config)?),
+            };
+            clusters.push(cluster);
+        }
+        let by_name: HashMap<&str, &Arc<Cluster>> =
+            clusters.iter().map(|c| (c.name(), c)).collect();
+
+        let mut listeners = HashMap::new();
+        for listener in &config.listeners {
+            let address = config::parse_listen_address(&listener.address)?;
+            let mut routes = Vec::with_capacity(listener.routes.len());
+            for route in &listener.routes {
+                let cluster = by_name.get(route.cluster.as_str()).ok_or_else(|| {
+                    format!("route {:?} points to undefined cluster {:?}", route.name, route.cluster)
+                })?;
+                routes.push((
+                    RouteMatcher::compile(&route.matches),
+                    stack::build(route, Arc::clone(cluster), tunnels.clone()),
+                ));
+            }
+            listeners.insert(
+                address,
+                ListenerRuntime {
+                    name: listener.name.as_str().into(),
+                    config: listener.clone(),
+                    router: Router::new(routes),
+                },
+            );
+        }
+
+        let access_log = match previous {
+            Some(p) if p.access_log.target() == config.access_log => p.access_log.clone(),
+            _ => AccessLog::open(&config.access_log)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        Ok(Runtime {
+            config,
+            version,
+            listeners,
+            clusters,
+            access_log,
+        })
+    }
+
+    /// The cluster called `name`.
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.clusters.iter().find(|c| c.name() == name)
+    }
+
+    /// A point-in-time view of every cluster, for the admin API.
+    pub fn cluster_status(&self) -> Vec<ClusterStatus> {
+        self.clusters.iter().map(|c| c.status()).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! HTTP listeners: accept connections and serve HTTP/1.1 and cleartext HTTP/2 on the same
+//! port (told apart by the HTTP/2 connection preface), closing connections that sit idle and
+//! finishing them gracefully when the proxy or the listener drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::activity::{self, Activity};
+use crate::drain::Drain;
+use crate::edge::{self, Connection};
+use crate::runtime::Runtime;
+
+/// Binds a listening socket the way a proxy wants it (address reuse, a deep backlog).
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)
+}
+
+/// Accepts on `listener` until `stop` turns true; each connection is served on its own task.
+/// `key` is the listener's configured address, its key in the runtime snapshot.
+pub async fn accept_loop(
+    listener: TcpListener,
+    key: SocketAddr,
+    runtime: Arc<ArcSwap<Runtime>>,
+    drain: Drain,
+    stop: watch::Receiver<bool>,
+) {
+    let listener_stop = stop.clone();
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    let open = drain.track();
+                    let connection = Arc::new(Connection {
+                        runtime: runtime.clone(),
+                        listener: key,
+                        client,
+                        activity: Activity::new(),
+                    });
+                    let signals = (drain.signal(), listener_stop.clone());
+                    tokio::spawn(async move {
+                        serve(stream, connection, signals).await;
+                        drop(open);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, listener = %key, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = raised(&mut stop) => break,
+        }
+    }
+}
+
+/// Serves one client connection to its end.
+async fn serve(
+    stream: TcpStream,
+    connection: Arc<Connection>,
+    (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
+) {
+    let _ = stream.set_nodelay(true);
+    let (idle_timeout, header_read_timeout) = {
+        let runtime = connection.runtime.load();
+        match runtime.listeners.get(&connection.listener) {
+            Some(l) => (l.config.idle_timeout.get(), l.config.header_read_timeout.get()),
+            None => return,
+        }
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+
+    let activity = connection.activity.clone();
+    let service = service_fn(move |request| edge::handle(connection.clone(), request));
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(served);
+
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "client connection ended with an error");
+                }
+                return;
+            }
+            _ = activity::idle(&activity, idle_timeout), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = raised(&mut proxy_drain), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = raised(&mut listener_stop), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Resolves once the flag is (or already was) set, or its sender is gone.
+async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
+}

@@ -1,0 +1,74 @@
+//! Running a proxy process: start, admin API, reload watcher, and drain on SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use watertight_admin::{Admin, Handler};
+use watertight_config::Loaded;
+use watertight_proxy::{Proxy, reload};
+
+/// How often the config file is checked for changes.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Runs `future` on a multi-threaded runtime.
+pub fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => {
+            eprintln!("watertight: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `loaded` until SIGTERM or SIGINT, then drains and returns.
+pub async fn run(loaded: Loaded, watch: Option<PathBuf>, demo: Option<(&str, Handler)>) -> ExitCode {
+    let admin_address = loaded.config.admin.address.clone();
+    let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("watertight: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let proxy = match Proxy::start(loaded).await {
+        Ok(proxy) => proxy,
+        Err(error) => {
+            eprintln!("watertight: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_listener = match tokio::net::TcpListener::bind(&admin_address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("watertight: cannot listen on admin address {admin_address}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut admin = Admin::new(proxy.clone());
+    if let Some((prefix, handler)) = demo {
+        admin = admin.mount(prefix, handler);
+    }
+    if let Ok(address) = admin_listener.local_addr() {
+        tracing::info!(%address, "admin API listening");
+    }
+    tokio::spawn(admin.serve(admin_listener));
+    if let Some(path) = watch {
+        tokio::spawn(reload::watch(proxy.clone(), path, CONFIG_POLL));
+    }
+
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: draining"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: draining"),
+    }
+    let timeout = proxy.drain_timeout();
+    if proxy.shutdown(timeout).await {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::warn!(?timeout, "drain timeout reached; exiting with requests still in flight");
+    }
+    ExitCode::SUCCESS
+}
