@@ -14,9 +14,8 @@ use watertight_proxy::Proxy;
 pub type Reply = (StatusCode, Value);
 
 /// A mounted handler: method, path below the mount point, request body → reply.
-pub type Handler = Arc<
-    dyn Fn(Method, String, Bytes) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync,
->;
+pub type Handler =
+    Arc<dyn Fn(Method, String, Bytes) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
 
 /// The admin API of one proxy.
 #[derive(Clone)]
@@ -36,7 +35,8 @@ impl Admin {
 
     /// Serves `prefix` (e.g. `/demo`) and everything below it with `handler`.
     pub fn mount(mut self, prefix: &str, handler: Handler) -> Self {
-        self.mounts.push((prefix.trim_end_matches('/').to_owned(), handler));
+        self.mounts
+            .push((prefix.trim_end_matches('/').to_owned(), handler));
         self
     }
 
@@ -58,10 +58,16 @@ impl Admin {
         match path {
             "/healthz" => (StatusCode::OK, Value::String("ok\n".into())),
             "/readyz" if self.proxy.is_ready() => (StatusCode::OK, Value::String("ready\n".into())),
-            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, Value::String("draining\n".into())),
+            "/readyz" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::String("draining\n".into()),
+            ),
             "/config" => {
                 let (config, version) = self.proxy.config();
-                (StatusCode::OK, json!({ "version": version, "config": config }))
+                (
+                    StatusCode::OK,
+                    json!({ "version": version, "config": config }),
+                )
             }
             "/clusters" => {
                 let runtime = self.proxy.current();
@@ -75,7 +81,10 @@ impl Admin {
                 StatusCode::NOT_FOUND,
                 Value::String(format!(
                     "no admin endpoint {path}; try /healthz /readyz /config /clusters /reloads{}\n",
-                    self.mounts.iter().map(|(p, _)| format!(" {p}")).collect::<String>()
+                    self.mounts
+                        .iter()
+                        .map(|(p, _)| format!(" {p}"))
+                        .collect::<String>()
                 )),
             ),
         }

@@ -91,7 +91,11 @@ mod tests {
         let mut state = 7;
         let mut picks = [0usize; 4];
         for _ in 0..10_000 {
-            let i = lr.pick(|i| [50, 0, 0, 0][i], splitmix(&mut state), splitmix(&mut state));
+            let i = lr.pick(
+                |i| [50, 0, 0, 0][i],
+                splitmix(&mut state),
+                splitmix(&mut state),
+            );
             picks[i] += 1;
         }
         assert_eq!(picks[0], 0, "endpoint 0 loses every comparison: {picks:?}");

@@ -172,7 +172,11 @@ mod tests {
         }
         let statuses: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["status"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["status"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(statuses, vec![200, 503]);
     }

@@ -90,6 +90,9 @@ mod tests {
         assert!(activity.idle_in(Duration::from_secs(30)).is_some());
         drop(request);
         // The clock restarts at the end of the request.
-        assert_eq!(activity.idle_in(Duration::from_secs(30)), Some(Duration::from_secs(30)));
+        assert_eq!(
+            activity.idle_in(Duration::from_secs(30)),
+            Some(Duration::from_secs(30))
+        );
     }
 }

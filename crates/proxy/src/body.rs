@@ -140,7 +140,10 @@ mod tests {
     #[tokio::test]
     async fn counted_adds_every_data_frame() {
         let counter = Arc::new(AtomicU64::new(0));
-        let body = Counted::new(http_body_util::Full::new(Bytes::from_static(b"hello")), counter.clone());
+        let body = Counted::new(
+            http_body_util::Full::new(Bytes::from_static(b"hello")),
+            counter.clone(),
+        );
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(collected.len(), 5);
         assert_eq!(counter.load(Ordering::Relaxed), 5);
@@ -151,7 +154,10 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         let stalled = StreamBody::new(tokio_stream_from(rx));
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let err = Deadline::new(stalled, deadline).collect().await.unwrap_err();
+        let err = Deadline::new(stalled, deadline)
+            .collect()
+            .await
+            .unwrap_err();
         drop(tx);
         let io = err.downcast_ref::<std::io::Error>().unwrap();
         assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
@@ -160,8 +166,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn deadline_lets_a_timely_body_through() {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let body = Deadline::new(http_body_util::Full::new(Bytes::from_static(b"ok")), deadline);
-        assert_eq!(body.collect().await.unwrap().to_bytes(), Bytes::from_static(b"ok"));
+        let body = Deadline::new(
+            http_body_util::Full::new(Bytes::from_static(b"ok")),
+            deadline,
+        );
+        assert_eq!(
+            body.collect().await.unwrap().to_bytes(),
+            Bytes::from_static(b"ok")
+        );
     }
 
     fn tokio_stream_from(

@@ -266,7 +266,9 @@ mod tests {
     #[tokio::test]
     async fn round_robin_follows_weights() {
         let c = cluster(config::Balancer::RoundRobin, &[2, 1]);
-        let picks: Vec<String> = (0..6).map(|_| c.pick().unwrap().endpoint().address.clone()).collect();
+        let picks: Vec<String> = (0..6)
+            .map(|_| c.pick().unwrap().endpoint().address.clone())
+            .collect();
         let first = picks.iter().filter(|a| a.ends_with(":9000")).count();
         assert_eq!(first, 4);
     }
@@ -287,7 +289,9 @@ mod tests {
         // Pin ten requests on whichever endpoint comes first.
         let busy = c.pick().unwrap();
         let busy_addr = busy.endpoint().address.clone();
-        let _pinned: Vec<InFlight> = (0..10).map(|_| InFlight::start(busy.endpoint().clone())).collect();
+        let _pinned: Vec<InFlight> = (0..10)
+            .map(|_| InFlight::start(busy.endpoint().clone()))
+            .collect();
         for _ in 0..50 {
             let pick = c.pick().unwrap();
             assert_ne!(pick.endpoint().address, busy_addr);

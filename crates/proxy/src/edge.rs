@@ -135,7 +135,10 @@ pub fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(REASON_HEADER, HeaderValue::from_static(kind.reason()));
     response
 }

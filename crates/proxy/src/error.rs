@@ -197,7 +197,9 @@ impl fmt::Display for ProxyError {
 
 impl StdError for ProxyError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -213,8 +215,14 @@ mod tests {
 
     #[test]
     fn timeouts_are_504_and_connection_failures_502() {
-        assert_eq!(ErrorKind::UpstreamTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(ErrorKind::ConnectTimeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            ErrorKind::UpstreamTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(
+            ErrorKind::ConnectTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
         assert_eq!(ErrorKind::ConnectRefused.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(ErrorKind::UpstreamReset.status(), StatusCode::BAD_GATEWAY);
     }
@@ -224,7 +232,10 @@ mod tests {
         let reset = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
         assert_eq!(classify_exchange_error(&reset), ErrorKind::UpstreamReset);
         let timed_out = io::Error::new(io::ErrorKind::TimedOut, "slow");
-        assert_eq!(classify_exchange_error(&timed_out), ErrorKind::UpstreamTimeout);
+        assert_eq!(
+            classify_exchange_error(&timed_out),
+            ErrorKind::UpstreamTimeout
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl Service<Request<ProxyBody>> for Forward {
 }
 
 impl Forward {
-    async fn forward(self, mut request: Request<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn forward(
+        self,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let slot = self.cluster.pick().ok_or(ErrorKind::NoEndpoint)?;
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
@@ -74,8 +77,8 @@ impl Forward {
             error.at_endpoint(&endpoint.address)
         };
 
-        let downstream_upgrade =
-            headers::is_upgrade_request(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let downstream_upgrade = headers::is_upgrade_request(request.headers())
+            .then(|| hyper::upgrade::on(&mut request));
         self.aim(&mut request, &slot)?;
 
         let deadline = self.timeout.map(|t| Instant::now() + t);

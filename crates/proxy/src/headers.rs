@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Version;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop fields that never cross the proxy, whatever `Connection` says.
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -58,6 +58,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         headers.remove(&name);
     }
     for name in &HOP_BY_HOP {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
         headers.remove(name);
     }
     if keep_upgrade {
@@ -88,8 +91,16 @@ pub fn append_via(headers: &mut HeaderMap, version: Version) {
 /// Appends the forwarding fields for a request from `client` that asked for `host` over
 /// `scheme`. Each field keeps earlier hops' entries and gets this hop's added at the end.
 pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &str, host: Option<&str>) {
-    append_list(headers, HeaderName::from_static("x-forwarded-for"), &client.to_string());
-    append_list(headers, HeaderName::from_static("x-forwarded-proto"), scheme);
+    append_list(
+        headers,
+        HeaderName::from_static("x-forwarded-for"),
+        &client.to_string(),
+    );
+    append_list(
+        headers,
+        HeaderName::from_static("x-forwarded-proto"),
+        scheme,
+    );
     if let Some(host) = host {
         append_list(headers, HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -121,7 +132,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -153,7 +167,11 @@ mod tests {
 
     #[test]
     fn upgrade_survives_when_tunnelling() {
-        let mut h = map(&[("connection", "Upgrade, x-hop"), ("upgrade", "websocket"), ("x-hop", "1")]);
+        let mut h = map(&[
+            ("connection", "Upgrade, x-hop"),
+            ("upgrade", "websocket"),
+            ("x-hop", "1"),
+        ]);
         assert!(is_upgrade_request(&h));
         remove_hop_by_hop(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
@@ -164,7 +182,12 @@ mod tests {
     #[test]
     fn forwarding_fields_append_to_earlier_hops() {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("via", "1.1 edge")]);
-        append_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http", Some("shop.example"));
+        append_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            "http",
+            Some("shop.example"),
+        );
         append_via(&mut h, Version::HTTP_2);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");

@@ -16,7 +16,8 @@ use crate::drain::Drain;
 use crate::runtime::Runtime;
 use crate::server;
 
-/// A handle to a running proxy; cheap to clone.
+/// A handle to a running proxy; cheap to clone. When the last handle is dropped the listeners
+/// stop accepting (connections already open finish on their own).
 #[derive(Clone)]
 pub struct Proxy {
     inner: Arc<Inner>,
@@ -72,7 +73,8 @@ impl Proxy {
     }
 
     fn listen(&self, address: SocketAddr) -> Result<ListenerHandle, String> {
-        let listener = server::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        let listener =
+            server::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::accept_loop(
@@ -190,7 +192,14 @@ impl Proxy {
     /// Returns true if everything finished in time.
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.drain.begin();
-        let handles: Vec<ListenerHandle> = self.inner.listeners.lock().await.drain().map(|(_, h)| h).collect();
+        let handles: Vec<ListenerHandle> = self
+            .inner
+            .listeners
+            .lock()
+            .await
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
         for handle in &handles {
             stop_listener(handle);
         }

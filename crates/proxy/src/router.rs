@@ -65,7 +65,10 @@ impl RouteMatcher {
                 .map(|h| {
                     let name = HeaderName::from_bytes(h.name.as_bytes())
                         .unwrap_or(HeaderName::from_static("x-watertight-invalid-header-name"));
-                    let value = h.exact.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+                    let value = h
+                        .exact
+                        .as_deref()
+                        .and_then(|v| HeaderValue::from_str(v).ok());
                     (name, value)
                 })
                 .collect(),
@@ -81,7 +84,11 @@ impl RouteMatcher {
         if self.path.as_deref().is_some_and(|exact| exact != path) {
             return false;
         }
-        if self.prefix.as_deref().is_some_and(|prefix| !path.starts_with(prefix)) {
+        if self
+            .prefix
+            .as_deref()
+            .is_some_and(|prefix| !path.starts_with(prefix))
+        {
             return false;
         }
         if !self.methods.is_empty() && !self.methods.contains(request.method()) {
@@ -150,7 +157,10 @@ mod tests {
     }
 
     fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> Request<()> {
-        let mut b = Request::builder().method(method).uri(path).header("host", host);
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -210,8 +220,14 @@ mod tests {
     fn first_matching_route_wins_in_declared_order() {
         let r = router();
         // Matches both "exact" and "wildcard": the earlier one wins.
-        assert_eq!(r.route(&request("GET", "a.example.com", "/exact", &[])), Some(&"exact"));
-        assert_eq!(r.route(&request("GET", "a.example.com", "/other", &[])), Some(&"wildcard"));
+        assert_eq!(
+            r.route(&request("GET", "a.example.com", "/exact", &[])),
+            Some(&"exact")
+        );
+        assert_eq!(
+            r.route(&request("GET", "a.example.com", "/other", &[])),
+            Some(&"wildcard")
+        );
     }
 
     #[test]
@@ -231,14 +247,23 @@ mod tests {
     fn wildcard_needs_a_label_before_the_suffix() {
         let r = router();
         assert_eq!(r.route(&request("GET", "example.com", "/x", &[])), None);
-        assert_eq!(r.route(&request("GET", "a.b.EXAMPLE.com", "/x", &[])), Some(&"wildcard"));
+        assert_eq!(
+            r.route(&request("GET", "a.b.EXAMPLE.com", "/x", &[])),
+            Some(&"wildcard")
+        );
     }
 
     #[test]
     fn header_conditions_check_value_or_presence() {
         let r = router();
-        assert_eq!(r.route(&request("GET", "h", "/x", &[("x-canary", "1")])), Some(&"canary"));
-        assert_eq!(r.route(&request("GET", "h", "/x", &[("x-canary", "2")])), None);
+        assert_eq!(
+            r.route(&request("GET", "h", "/x", &[("x-canary", "1")])),
+            Some(&"canary")
+        );
+        assert_eq!(
+            r.route(&request("GET", "h", "/x", &[("x-canary", "2")])),
+            None
+        );
         assert_eq!(
             r.route(&request("GET", "h", "/static/a.css", &[("x-present", "")])),
             Some(&"present")
@@ -249,7 +274,10 @@ mod tests {
     #[test]
     fn exact_path_ignores_the_query_string() {
         let r = router();
-        assert_eq!(r.route(&request("GET", "h", "/exact?x=1", &[])), Some(&"exact"));
+        assert_eq!(
+            r.route(&request("GET", "h", "/exact?x=1", &[])),
+            Some(&"exact")
+        );
         assert_eq!(r.route(&request("GET", "h", "/exact/", &[])), None);
     }
 

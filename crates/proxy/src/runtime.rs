@@ -68,7 +68,10 @@ impl Runtime {
             let mut routes = Vec::with_capacity(listener.routes.len());
             for route in &listener.routes {
                 let cluster = by_name.get(route.cluster.as_str()).ok_or_else(|| {
-                    format!("route {:?} points to undefined cluster {:?}", route.name, route.cluster)
+                    format!(
+                        "route {:?} points to undefined cluster {:?}",
+                        route.name, route.cluster
+                    )
                 })?;
                 routes.push((
                     RouteMatcher::compile(&route.matches),

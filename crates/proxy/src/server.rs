@@ -78,7 +78,10 @@ async fn serve(
     let (idle_timeout, header_read_timeout) = {
         let runtime = connection.runtime.load();
         match runtime.listeners.get(&connection.listener) {
-            Some(l) => (l.config.idle_timeout.get(), l.config.header_read_timeout.get()),
+            Some(l) => (
+                l.config.idle_timeout.get(),
+                l.config.header_read_timeout.get(),
+            ),
             None => return,
         }
     };

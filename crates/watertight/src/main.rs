@@ -72,7 +72,10 @@ fn main() -> ExitCode {
             command: ConfigCommand::Schema,
         } => {
             let schema = watertight_config::json_schema();
-            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Command::Proxy(args) => proxy(args),
@@ -102,15 +105,19 @@ fn proxy(args: ProxyArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        (None, Some(listen)) => match quick::config(listen, &args.to, &args.admin, &args.access_log) {
-            Ok(loaded) => (loaded, None),
-            Err(message) => {
-                eprintln!("watertight proxy: {message}");
-                return ExitCode::from(2);
+        (None, Some(listen)) => {
+            match quick::config(listen, &args.to, &args.admin, &args.access_log) {
+                Ok(loaded) => (loaded, None),
+                Err(message) => {
+                    eprintln!("watertight proxy: {message}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         (None, None) => {
-            eprintln!("watertight proxy: give --config FILE, or --listen ADDR --to URL for quick mode");
+            eprintln!(
+                "watertight proxy: give --config FILE, or --listen ADDR --to URL for quick mode"
+            );
             return ExitCode::from(2);
         }
     };
@@ -119,7 +126,8 @@ fn proxy(args: ProxyArgs) -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WATERTIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("WATERTIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

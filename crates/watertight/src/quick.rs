@@ -3,7 +3,12 @@
 use watertight_config::{self as config, Loaded};
 
 /// Builds the config quick mode runs with: one listener, one catch-all route, one cluster.
-pub fn config(listen: &str, to: &[String], admin: &str, access_log: &str) -> Result<Loaded, String> {
+pub fn config(
+    listen: &str,
+    to: &[String],
+    admin: &str,
+    access_log: &str,
+) -> Result<Loaded, String> {
     let endpoints = to
         .iter()
         .map(|url| endpoint_of(url).map(config::Endpoint::new))
@@ -35,9 +40,13 @@ fn endpoint_of(url: &str) -> Result<String, String> {
         .ok_or_else(|| format!("--to {url:?}: only http:// upstream URLs are supported"))?;
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') {
-        return Err(format!("--to {url:?}: give scheme, host and port only, without a path"));
+        return Err(format!(
+            "--to {url:?}: give scheme, host and port only, without a path"
+        ));
     }
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         && !authority.ends_with(']')
     {
         authority.to_owned()
@@ -54,7 +63,10 @@ mod tests {
 
     #[test]
     fn urls_become_endpoints() {
-        assert_eq!(endpoint_of("http://127.0.0.1:8000"), Ok("127.0.0.1:8000".into()));
+        assert_eq!(
+            endpoint_of("http://127.0.0.1:8000"),
+            Ok("127.0.0.1:8000".into())
+        );
         assert_eq!(endpoint_of("http://backend/"), Ok("backend:80".into()));
         assert_eq!(endpoint_of("http://[::1]"), Ok("[::1]:80".into()));
         assert!(endpoint_of("https://x:1").is_err());
@@ -63,7 +75,10 @@ mod tests {
 
     #[test]
     fn quick_config_routes_everything_to_the_upstreams() {
-        let to = vec!["http://127.0.0.1:8000".to_owned(), "http://127.0.0.1:8001".to_owned()];
+        let to = vec![
+            "http://127.0.0.1:8000".to_owned(),
+            "http://127.0.0.1:8001".to_owned(),
+        ];
         let loaded = config("127.0.0.1:8002", &to, "127.0.0.1:9901", "off").unwrap();
         assert_eq!(loaded.config.clusters[0].endpoints.len(), 2);
         assert_eq!(loaded.config.listeners[0].routes[0].cluster, "upstream");

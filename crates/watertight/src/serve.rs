@@ -15,7 +15,10 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 
 /// Runs `future` on a multi-threaded runtime.
 pub fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(future),
         Err(error) => {
             eprintln!("watertight: cannot start the async runtime: {error}");
@@ -25,9 +28,16 @@ pub fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode
 }
 
 /// Serves `loaded` until SIGTERM or SIGINT, then drains and returns.
-pub async fn run(loaded: Loaded, watch: Option<PathBuf>, demo: Option<(&str, Handler)>) -> ExitCode {
+pub async fn run(
+    loaded: Loaded,
+    watch: Option<PathBuf>,
+    demo: Option<(&str, Handler)>,
+) -> ExitCode {
     let admin_address = loaded.config.admin.address.clone();
-    let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(error), _) | (_, Err(error)) => {
             eprintln!("watertight: cannot install signal handlers: {error}");
@@ -68,7 +78,10 @@ pub async fn run(loaded: Loaded, watch: Option<PathBuf>, demo: Option<(&str, Han
     if proxy.shutdown(timeout).await {
         tracing::info!("drained; exiting");
     } else {
-        tracing::warn!(?timeout, "drain timeout reached; exiting with requests still in flight");
+        tracing::warn!(
+            ?timeout,
+            "drain timeout reached; exiting with requests still in flight"
+        );
     }
     ExitCode::SUCCESS
 }

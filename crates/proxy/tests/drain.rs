@@ -1,0 +1,120 @@
+//! Graceful shutdown and idle connections.
+
+mod support;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn proxy_to(
+    app: &watertight_demo::SampleService,
+    idle: &str,
+) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
+    proxy(&format!(
+        r#"
+access_log: "off"
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    idle_timeout: {idle}
+    routes: [{{ name: all, cluster: app }}]
+clusters:
+  - name: app
+    endpoints: [{{ address: "{}" }}]
+"#,
+        app.local_addr()
+    ))
+    .await
+}
+
+async fn in_flight(proxy: &watertight_proxy::Proxy) -> u32 {
+    proxy.current().cluster_status()[0].endpoints[0].in_flight
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = upstream("app").await;
+    let (proxy, address) = proxy_to(&app, "60s").await;
+    let slow: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await.status })
+        })
+        .collect();
+    for _ in 0..500 {
+        if in_flight(&proxy).await == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        in_flight(&proxy).await,
+        5,
+        "the slow requests reached the upstream"
+    );
+
+    let shutdown = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { proxy.shutdown(Duration::from_secs(30)).await }
+    });
+    // Draining: not ready, and the listener no longer accepts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!proxy.is_ready());
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "new connections are refused while draining"
+    );
+
+    for request in slow {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    assert!(shutdown.await.unwrap(), "drain finished before its timeout");
+    assert_eq!(proxy.open_connections(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections_at_once() {
+    let app = upstream("app").await;
+    let (proxy, address) = proxy_to(&app, "60s").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The connection is idle (kept alive); shutdown must not wait the 60 s idle timeout for it.
+    assert!(proxy.shutdown(Duration::from_secs(10)).await);
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(closed.unwrap(), 0, "the proxy closed the idle connection");
+}
+
+#[tokio::test]
+async fn idle_client_connections_are_closed_after_the_idle_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(&app, "300ms").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(n > 0);
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    assert_eq!(closed.expect("closed well before 10 s").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_request_is_not_cut_by_the_idle_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(&app, "200ms").await;
+    // The request is in flight for longer than the idle timeout: that is not idleness.
+    let answer = get(&h1(), address, "/delay?ms=800", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}

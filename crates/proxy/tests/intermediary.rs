@@ -1,0 +1,141 @@
+//! RFC 9110 intermediary behaviour: hop-by-hop fields, forwarding fields, Host, Via, upgrades.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn proxy_to(
+    upstream: SocketAddr,
+    cluster_extra: &str,
+) -> (watertight_proxy::Proxy, SocketAddr) {
+    let yaml = format!(
+        r#"
+access_log: "off"
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - name: all
+        cluster: app
+clusters:
+  - name: app
+    endpoints: [{{ address: "{upstream}" }}]
+{cluster_extra}
+"#
+    );
+    proxy(&yaml).await
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_do_not_reach_the_upstream() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let answer = get(
+        &h1(),
+        address,
+        "/echo",
+        &[
+            ("connection", "keep-alive, x-private-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-private-hop", "secret"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("x-end-to-end", "kept"),
+        ],
+    )
+    .await;
+    let names: Vec<String> = echoed_headers(&answer)
+        .into_iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    for hop in ["keep-alive", "x-private-hop", "proxy-connection", "te"] {
+        assert!(
+            !names.contains(&hop.to_owned()),
+            "{hop} reached the upstream: {names:?}"
+        );
+    }
+    // The proxy's own connection to the upstream may say keep-alive, never the client's list.
+    assert_ne!(
+        echoed(&answer, "connection").as_deref(),
+        Some("keep-alive, x-private-hop")
+    );
+    assert_eq!(echoed(&answer, "x-end-to-end").as_deref(), Some("kept"));
+}
+
+#[tokio::test]
+async fn forwarding_fields_are_appended_and_host_preserved() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let answer = get(
+        &h1(),
+        address,
+        "/echo",
+        &[
+            ("host", "shop.example"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("via", "1.1 edge"),
+        ],
+    )
+    .await;
+    assert_eq!(echoed(&answer, "host").as_deref(), Some("shop.example"));
+    assert_eq!(
+        echoed(&answer, "x-forwarded-for").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(
+        echoed(&answer, "x-forwarded-proto").as_deref(),
+        Some("http")
+    );
+    assert_eq!(
+        echoed(&answer, "x-forwarded-host").as_deref(),
+        Some("shop.example")
+    );
+    assert_eq!(
+        echoed(&answer, "via").as_deref(),
+        Some("1.1 edge, 1.1 watertight")
+    );
+    // The response says the proxy was on the way back too.
+    assert_eq!(answer.header("via"), Some("1.1 watertight"));
+}
+
+#[tokio::test]
+async fn host_is_rewritten_when_the_cluster_asks() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), "    host_rewrite: app.internal").await;
+    let answer = get(&h1(), address, "/echo", &[("host", "shop.example")]).await;
+    assert_eq!(echoed(&answer, "host").as_deref(), Some("app.internal"));
+    assert_eq!(
+        echoed(&answer, "x-forwarded-host").as_deref(),
+        Some("shop.example")
+    );
+}
+
+#[tokio::test]
+async fn upgrade_is_tunnelled_end_to_end() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for message in [&b"hello through the tunnel"[..], b"and again"] {
+        stream.write_all(message).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, message);
+    }
+}
