@@ -37,13 +37,35 @@ pub struct DemoFleet {
 impl DemoFleet {
     /// Starts every service on `ip` with OS-assigned ports.
     pub async fn start(ip: IpAddr) -> io::Result<DemoFleet> {
-        let mut services = Vec::with_capacity(FLEET.len());
-        for (name, replicas) in FLEET {
-            let mut started = Vec::with_capacity(replicas);
-            for replica in 0..replicas {
-                started.push(SampleService::start(name, replica, SocketAddr::new(ip, 0)).await?);
+        let layout: Vec<(String, Vec<SocketAddr>)> = FLEET
+            .iter()
+            .map(|&(name, replicas)| (name.to_owned(), vec![SocketAddr::new(ip, 0); replicas]))
+            .collect();
+        Self::start_at(&layout).await
+    }
+
+    /// The names of the fleet's services, in order: catalog, recommendations, checkout.
+    pub fn service_names() -> impl Iterator<Item = &'static str> {
+        FLEET.iter().map(|&(name, _)| name)
+    }
+
+    /// Starts the named services, one replica per address (port 0 picks a free port).
+    pub async fn start_at(layout: &[(String, Vec<SocketAddr>)]) -> io::Result<DemoFleet> {
+        let mut services = Vec::with_capacity(layout.len());
+        for (name, addresses) in layout {
+            let mut started = Vec::with_capacity(addresses.len());
+            for (replica, &address) in addresses.iter().enumerate() {
+                let service = SampleService::start(name, replica, address)
+                    .await
+                    .map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("demo service {name} replica {replica} on {address}: {e}"),
+                        )
+                    })?;
+                started.push(service);
             }
-            services.push((name.to_owned(), started));
+            services.push((name.clone(), started));
         }
         Ok(DemoFleet { services })
     }

@@ -32,39 +32,40 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<DemoResponse, AbortConnection> {
     let replica = &conn.replica;
-    let mut response = if endpoints::fault::is_control(request.uri().path()) {
-        endpoints::fault::respond(replica, request).await
-    } else {
-        replica.count_request();
-        let faults = replica.faults();
-        if faults.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
-        }
-        match faults.verdict() {
-            Verdict::Serve => route(&conn, request).await,
-            Verdict::Fail(status) => text(
-                status,
-                format!(
-                    "injected fault: {} from {}\n",
-                    status.as_u16(),
-                    replica.name()
-                ),
-            ),
-            Verdict::Reset => {
-                if request.version() < Version::HTTP_2 {
-                    conn.reset_on_close();
-                }
-                return Err(AbortConnection);
+    let mut response =
+        if endpoints::fault::is_control(local_path(replica.name(), request.uri().path())) {
+            endpoints::fault::respond(replica, request).await
+        } else {
+            replica.count_request();
+            let faults = replica.faults();
+            if faults.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
             }
-        }
-    };
+            match faults.verdict() {
+                Verdict::Serve => route(&conn, request).await,
+                Verdict::Fail(status) => text(
+                    status,
+                    format!(
+                        "injected fault: {} from {}\n",
+                        status.as_u16(),
+                        replica.name()
+                    ),
+                ),
+                Verdict::Reset => {
+                    if request.version() < Version::HTTP_2 {
+                        conn.reset_on_close();
+                    }
+                    return Err(AbortConnection);
+                }
+            }
+        };
     replica.stamp(response.headers_mut());
     Ok(response)
 }
 
 async fn route(conn: &ConnectionContext, request: Request<Incoming>) -> DemoResponse {
     let replica = &conn.replica;
-    let path = request.uri().path();
+    let path = local_path(replica.name(), request.uri().path());
     if upgrade::is_upgrade(&request) {
         return upgrade::respond(conn, request);
     }
@@ -89,5 +90,30 @@ async fn route(conn: &ConnectionContext, request: Request<Incoming>) -> DemoResp
                 replica.name()
             ),
         )
+    }
+}
+
+/// The path with a leading `/{service name}` segment removed, so a service answers under its
+/// own name as well (`/catalog/echo` is `/echo` on catalog) and a proxy can route to it by
+/// path prefix without rewriting.
+pub(crate) fn local_path<'a>(service: &str, path: &'a str) -> &'a str {
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(service)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn the_service_name_prefix_is_optional() {
+        assert_eq!(local_path("catalog", "/catalog"), "/");
+        assert_eq!(local_path("catalog", "/catalog/echo"), "/echo");
+        assert_eq!(local_path("catalog", "/echo"), "/echo");
+        assert_eq!(local_path("catalog", "/catalogue/echo"), "/catalogue/echo");
+        assert_eq!(local_path("catalog", "/checkout/echo"), "/checkout/echo");
     }
 }

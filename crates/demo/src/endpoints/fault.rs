@@ -20,7 +20,10 @@ pub(crate) fn is_control(path: &str) -> bool {
 
 pub(crate) async fn respond(replica: &Replica, request: Request<Incoming>) -> DemoResponse {
     let method = request.method().clone();
-    match (request.uri().path(), method) {
+    match (
+        crate::router::local_path(replica.name(), request.uri().path()),
+        method,
+    ) {
         ("/fault", Method::GET | Method::HEAD) => json(StatusCode::OK, &replica.faults()),
         ("/fault", Method::POST | Method::PUT | Method::PATCH) => {
             let body = match read_patch(request.into_body()).await {
