@@ -27,7 +27,18 @@ pub fn parse_endpoint_address(text: &str) -> Result<(String, u16), String> {
             "invalid endpoint address {text:?}: port 0 ({hint})"
         ));
     }
-    let valid_host = !host.is_empty()
+    if !is_dns_name(host) {
+        return Err(format!(
+            "invalid endpoint address {text:?}: bad host {host:?} ({hint})"
+        ));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// A DNS host name (RFC 1123): dot-separated labels of letters, digits and inner `-`.
+/// Dotted IPv4 addresses pass too.
+pub(crate) fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -35,13 +46,7 @@ pub fn parse_endpoint_address(text: &str) -> Result<(String, u16), String> {
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        });
-    if !valid_host {
-        return Err(format!(
-            "invalid endpoint address {text:?}: bad host {host:?} ({hint})"
-        ));
-    }
-    Ok((host.to_owned(), port))
+        })
 }
 
 #[cfg(test)]

@@ -73,10 +73,12 @@ impl JsonSchema for Duration {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // Exactly the units humantime's parser accepts, and fractions (`1.5s`), so editors
+        // flag no value the loader takes.
         json_schema!({
             "type": "string",
-            "description": "A duration with a unit: `250ms`, `2s`, `1m30s`, `1h`.",
-            "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|m|min|h|d)\\s*)+$"
+            "description": "A duration with a unit: `250ms`, `2s`, `1m30s`, `1.5s`, `1h`.",
+            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\\s*)+$"
         })
     }
 }
@@ -90,6 +92,14 @@ mod tests {
         assert_eq!(Duration::parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(Duration::parse("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(Duration::parse("1m30s"), Ok(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn parses_fractions_and_long_unit_names_the_schema_allows() {
+        assert_eq!(Duration::parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(Duration::parse("2sec"), Ok(Duration::from_secs(2)));
+        assert_eq!(Duration::parse("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(Duration::parse("1w"), Ok(Duration::from_secs(7 * 86_400)));
     }
 
     #[test]

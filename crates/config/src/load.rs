@@ -1,12 +1,22 @@
-//! Loading a config: YAML text → `Config`, validated, with located diagnostics.
-//! (Minimal first version; validation and locations are filled in by the config work.)
+//! Loading a config: YAML text → `Config`, validated, with every problem located.
+//!
+//! The text goes through four stages, each finding what the previous cannot:
+//! 1. the source map parses the YAML (syntax errors, empty file, several documents, duplicate
+//!    keys) and remembers where every value is written;
+//! 2. serde deserializes it through a filter that collects all unknown fields;
+//! 3. if that succeeded, the semantic checks in `validate` run on the `Config`;
+//! 4. every problem is pinned to its line and column and sorted by position.
 
-use std::fmt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::Config;
+use crate::decode_error;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::source_map::{Position, SourceMap};
+use crate::suggest;
+use crate::unknown_fields::{self, UnknownField};
+use crate::{Config, validate};
 
 /// A config that parsed and validated, with a version hash of its content.
 #[derive(Clone, Debug)]
@@ -16,53 +26,6 @@ pub struct Loaded {
     /// A short hash that changes whenever the config's meaning changes.
     pub version: String,
 }
-
-/// One problem in a config, pinned to a place in the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The file the problem is in.
-    pub file: String,
-    /// 1-based line, 0 when unknown.
-    pub line: u32,
-    /// 1-based column, 0 when unknown.
-    pub column: u32,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it, when there is something useful to say.
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Every problem found in a config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Diagnostics {}
 
 /// Reads, parses and validates a config file.
 pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
@@ -80,73 +43,90 @@ pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
 }
 
 /// Parses and validates config text; `file` names it in diagnostics.
+///
+/// On failure, returns every problem found, sorted by position. Semantic checks need a parsed
+/// config, so when the YAML does not deserialize (a wrong type, a missing field) only that
+/// error and the structural problems found so far are reported.
 pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
-    let config: Config = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as u32, l.column() as u32))
-            .unwrap_or((0, 0));
-        Diagnostics(vec![Diagnostic {
-            file: file.to_owned(),
-            line,
-            column,
-            message: e.to_string(),
-            hint: None,
-        }])
-    })?;
-    let problems = validate(&config);
-    if !problems.is_empty() {
-        return Err(Diagnostics(
-            problems
-                .into_iter()
-                .map(|mut d| {
-                    d.file = file.to_owned();
-                    d
-                })
-                .collect(),
-        ));
+    let map = match SourceMap::parse(text) {
+        Ok(map) => map,
+        Err(e) => {
+            let message = format!("invalid YAML: {}", e.message);
+            return Err(one(Diagnostic::at(file, e.position, message, None)));
+        }
+    };
+    if map.is_empty() {
+        return Err(one(Diagnostic::at(
+            file,
+            Position::START,
+            "the config is empty".to_owned(),
+            Some("a config needs at least \"listeners:\"; see docs/configuration.md".to_owned()),
+        )));
     }
-    let version = version_of(&config);
-    Ok(Loaded { config, version })
+    if let Some(at) = map.extra_document() {
+        return Err(one(Diagnostic::at(
+            file,
+            at,
+            "the file holds more than one YAML document".to_owned(),
+            Some("a config is one document; remove this \"---\" and merge what follows".to_owned()),
+        )));
+    }
+
+    let mut problems: Vec<Diagnostic> = map
+        .duplicate_keys()
+        .into_iter()
+        .map(|dup| {
+            let message = format!(
+                "duplicate key {:?} {} (first defined at line {})",
+                dup.key,
+                dup.mapping.describe(),
+                dup.first.line
+            );
+            let hint = "keys must be unique within a mapping; remove one of them".to_owned();
+            Diagnostic::at(file, dup.second, message, Some(hint))
+        })
+        .collect();
+    let decoded = unknown_fields::decode::<Config>(text);
+    problems.extend(decoded.unknown.iter().map(|u| unknown_field(u, file, &map)));
+    match decoded.result {
+        Ok(config) => {
+            problems.extend(
+                validate::findings(&config)
+                    .into_iter()
+                    .map(|finding| finding.located(file, &map)),
+            );
+            if problems.is_empty() {
+                let version = version_of(&config);
+                return Ok(Loaded { config, version });
+            }
+        }
+        Err(error) => {
+            let described = decode_error::describe(&error, decoded.error_path.as_ref(), &map);
+            problems.push(Diagnostic::at(
+                file,
+                described.position,
+                described.message,
+                described.hint,
+            ));
+        }
+    }
+    problems.sort_by_key(|d| (d.line, d.column));
+    Err(Diagnostics(problems))
 }
 
-/// Semantic checks that serde cannot make, on a config built in code or loaded from a file.
-/// Diagnostics returned here carry no file position.
-pub fn validate(config: &Config) -> Vec<Diagnostic> {
-    let mut problems = Vec::new();
-    let mut problem = |message: String| {
-        problems.push(Diagnostic {
-            file: String::new(),
-            line: 0,
-            column: 0,
-            message,
-            hint: None,
-        })
-    };
-    if let Err(e) = crate::parse_listen_address(&config.admin.address) {
-        problem(e);
-    }
-    for listener in &config.listeners {
-        if let Err(e) = crate::parse_listen_address(&listener.address) {
-            problem(e);
-        }
-        for route in &listener.routes {
-            if !config.clusters.iter().any(|c| c.name == route.cluster) {
-                problem(format!(
-                    "route {:?} points to cluster {:?}, which is not defined",
-                    route.name, route.cluster
-                ));
-            }
-        }
-    }
-    for cluster in &config.clusters {
-        for endpoint in &cluster.endpoints {
-            if let Err(e) = crate::parse_endpoint_address(&endpoint.address) {
-                problem(e);
-            }
-        }
-    }
-    problems
+fn unknown_field(unknown: &UnknownField, file: &str, map: &SourceMap) -> Diagnostic {
+    let position = map.key(&unknown.parent.key(&unknown.key));
+    let message = format!(
+        "unknown field {:?} {}",
+        unknown.key,
+        unknown.parent.describe()
+    );
+    let hint = suggest::hint(&unknown.key, "known fields", unknown.known);
+    Diagnostic::at(file, position, message, Some(hint))
+}
+
+fn one(diagnostic: Diagnostic) -> Diagnostics {
+    Diagnostics(vec![diagnostic])
 }
 
 /// A short, stable hash of a config's meaning (formatting and comments do not change it).

@@ -1,7 +1,7 @@
 //! The config schema: what a watertight config file may say, with its defaults.
 //!
 //! These types are plain data. Loading (`load.rs`) fills them from YAML; validation
-//! (`validate.rs`) checks what serde cannot (references, addresses, duplicates); the proxy
+//! (`validate/`) checks what serde cannot (references, addresses, duplicates); the proxy
 //! compiles a validated `Config` into its runtime.
 
 use schemars::JsonSchema;

@@ -69,7 +69,7 @@ fn demo_config(listen: Option<&str>, admin: Option<&str>) -> Result<Loaded, Stri
         loaded.config.admin.address = admin.to_owned();
     }
     if let Some(problem) = config::validate(&loaded.config).first() {
-        return Err(problem.message.clone());
+        return Err(problem.to_string());
     }
     loaded.version = config::version_of(&loaded.config);
     Ok(loaded)

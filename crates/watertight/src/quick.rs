@@ -27,7 +27,7 @@ pub fn config(
     config.access_log = access_log.to_owned();
     let problems = config::validate(&config);
     if let Some(problem) = problems.first() {
-        return Err(problem.message.clone());
+        return Err(problem.to_string());
     }
     let version = config::version_of(&config);
     Ok(Loaded { config, version })

@@ -1,0 +1,578 @@
+//! What `watertight check` reports: one test per class of problem, each asserting the exact
+//! `FILE:LINE:COL: message` and hint on a small config.
+
+use watertight_config::{Config, Diagnostic, Endpoint, Listener, Route, RouteMatch, load_str};
+
+/// The rendered diagnostics for `yaml`, which must fail to load.
+fn problems(yaml: &str) -> Vec<String> {
+    match load_str(yaml, "config.yaml") {
+        Ok(_) => panic!("expected the config to be rejected:\n{yaml}"),
+        Err(diagnostics) => diagnostics.0.iter().map(Diagnostic::to_string).collect(),
+    }
+}
+
+/// A valid config; tests splice their mistake into it.
+const VALID: &str = "\
+listeners:
+  - name: main
+    address: 127.0.0.1:8080
+    routes:
+      - name: all
+        cluster: web
+clusters:
+  - name: web
+    endpoints:
+      - address: 127.0.0.1:8000
+";
+
+#[test]
+fn valid_config_loads_with_a_version() {
+    let loaded = load_str(VALID, "config.yaml").unwrap();
+    assert_eq!(loaded.config.listeners[0].routes[0].cluster, "web");
+    assert_eq!(loaded.version.len(), 12);
+}
+
+// 1. YAML syntax
+
+#[test]
+fn yaml_syntax_error_points_at_the_offending_character() {
+    let yaml = "listeners:\n  - name: main\n   address: 127.0.0.1:8080\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            "config.yaml:3:4: invalid YAML: while parsing a block collection, did not find expected '-' indicator"
+        ]
+    );
+    assert_eq!(
+        problems("listeners:\n  - name: [main\n"),
+        ["config.yaml:2:11: invalid YAML: unclosed bracket '['"]
+    );
+}
+
+#[test]
+fn empty_file_and_second_document_are_reported() {
+    assert_eq!(
+        problems("# nothing yet\n"),
+        [
+            "config.yaml:1:1: the config is empty\n  hint: a config needs at least \"listeners:\"; see docs/configuration.md"
+        ]
+    );
+    assert_eq!(
+        problems(&format!("{VALID}---\nlisteners: []\n")),
+        [
+            "config.yaml:11:1: the file holds more than one YAML document\n  hint: a config is one document; remove this \"---\" and merge what follows"
+        ]
+    );
+}
+
+// 2. Unknown fields
+
+#[test]
+fn every_unknown_field_is_reported_with_the_closest_known_name() {
+    let yaml = "\
+listeners:
+  - name: main
+    adress: 127.0.0.1:8080
+    address: 127.0.0.1:8080
+    routes:
+      - name: all
+        cluster: web
+clusters:
+  - name: web
+    endpont: []
+    endpoints:
+      - address: 127.0.0.1:8000
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "config.yaml:3:5: unknown field \"adress\" in listeners[0]\n  hint: did you mean \"address\"?",
+            "config.yaml:10:5: unknown field \"endpont\" in clusters[0]\n  hint: did you mean \"endpoints\"?",
+        ]
+    );
+}
+
+#[test]
+fn unknown_field_with_no_close_name_lists_the_known_fields() {
+    let yaml = VALID.replace(
+        "      - address: 127.0.0.1:8000\n",
+        "      - address: 127.0.0.1:8000\n        zone: eu\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:11:9: unknown field \"zone\" in clusters[0].endpoints[0]\n  hint: known fields: address, weight"
+        ]
+    );
+}
+
+#[test]
+fn unknown_top_level_field_is_reported_at_its_key() {
+    let yaml = format!("{VALID}retries: 3\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:11:1: unknown field \"retries\" at the top level\n  hint: known fields: admin, access_log, drain_timeout, listeners, clusters"
+        ]
+    );
+}
+
+#[test]
+fn duplicate_yaml_key_points_at_the_second_and_names_the_line_of_the_first() {
+    let yaml = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    balancer: round_robin\n    balancer: least_request\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:10:5: duplicate key \"balancer\" in clusters[0] (first defined at line 9)\n  hint: keys must be unique within a mapping; remove one of them"
+        ]
+    );
+}
+
+// 3. Types, enum values, durations, required fields
+
+#[test]
+fn bad_balancer_lists_the_allowed_values() {
+    let yaml = VALID.replace("  - name: web\n", "  - name: web\n    balancer: fastest\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:15: clusters[0].balancer: unknown value \"fastest\"\n  hint: allowed values: round_robin, least_request"
+        ]
+    );
+}
+
+#[test]
+fn misspelled_enum_value_gets_a_suggestion() {
+    let yaml = VALID.replace("  - name: web\n", "  - name: web\n    protocol: http/2\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:15: clusters[0].protocol: unknown value \"http/2\"\n  hint: did you mean \"http2\"? allowed values: http1, http2"
+        ]
+    );
+}
+
+#[test]
+fn duration_without_unit_points_at_the_value_with_a_unit_hint() {
+    let yaml = VALID.replace("  - name: web\n", "  - name: web\n    connect_timeout: 5\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:22: clusters[0].connect_timeout: duration \"5\" has no unit\n  hint: write e.g. \"5s\" or \"5ms\""
+        ]
+    );
+}
+
+#[test]
+fn missing_required_field_points_at_the_mapping_that_lacks_it() {
+    let yaml = VALID.replace("    address: 127.0.0.1:8080\n", "");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:2:5: missing required field \"address\" in listeners[0]\n  hint: add \"address:\" with a value to this mapping"
+        ]
+    );
+}
+
+#[test]
+fn wrong_type_names_the_field_what_it_expects_and_what_it_found() {
+    let yaml = VALID.replace(
+        "      - address: 127.0.0.1:8000\n",
+        "      - address: 127.0.0.1:8000\n        weight: heavy\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:11:17: clusters[0].endpoints[0].weight: expected a whole number from 0 to 4294967295, found \"heavy\""
+        ]
+    );
+    assert_eq!(
+        problems("listeners:\n  name: main\n"),
+        ["config.yaml:2:3: listeners: expected a list, found a mapping"]
+    );
+}
+
+#[test]
+fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
+    let yaml = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    retries: 3\n    request_timeout: soon\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool",
+            "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
+        ]
+    );
+}
+
+// 4. References
+
+#[test]
+fn route_to_undefined_cluster_lists_the_defined_clusters() {
+    let yaml = "\
+listeners:
+  - name: main
+    address: 127.0.0.1:8080
+    routes:
+      - name: api
+        cluster: backend
+clusters:
+  - name: catalog
+    endpoints: [{address: 10.0.0.1:80}]
+  - name: checkout
+    endpoints: [{address: 10.0.0.2:80}]
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "config.yaml:6:18: route \"api\" points to cluster \"backend\", which is not defined\n  hint: defined clusters: catalog, checkout"
+        ]
+    );
+}
+
+#[test]
+fn route_to_misspelled_cluster_suggests_the_close_name() {
+    let yaml = VALID.replace("cluster: web", "cluster: wbe");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:6:18: route \"all\" points to cluster \"wbe\", which is not defined\n  hint: did you mean \"web\"?"
+        ]
+    );
+}
+
+// 5. Addresses
+
+#[test]
+fn bad_listen_admin_and_endpoint_addresses_are_each_reported() {
+    let yaml = format!(
+        "admin:\n  address: localhost:9901\n{}",
+        VALID
+            .replace("address: 127.0.0.1:8080", "address: 127.0.0.1")
+            .replace("address: 127.0.0.1:8000", "address: db.internal")
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:2:12: admin API: invalid listen address \"localhost:9901\"\n  hint: expected IP:port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            "config.yaml:5:14: listener \"main\": invalid listen address \"127.0.0.1\"\n  hint: expected IP:port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            "config.yaml:12:18: cluster \"web\": invalid endpoint address \"db.internal\": no port\n  hint: expected host:port, e.g. \"10.0.0.5:8080\" or \"catalog.internal:80\"",
+        ]
+    );
+}
+
+// 6. Duplicates
+
+#[test]
+fn duplicate_cluster_name_points_at_the_second_and_names_the_line_of_the_first() {
+    let yaml = format!("{VALID}  - name: web\n    endpoints: [{{address: 127.0.0.1:8001}}]\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:11:11: duplicate cluster name \"web\" (first defined at line 8)\n  hint: rename one of them: cluster names must be unique"
+        ]
+    );
+}
+
+#[test]
+fn duplicate_listener_name_and_address_are_both_reported() {
+    let yaml = VALID.replace(
+        "clusters:\n",
+        "  - name: main\n    address: 127.0.0.1:8080\n    routes: [{name: all, cluster: web}]\nclusters:\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:7:11: duplicate listener name \"main\" (first defined at line 2)\n  hint: rename one of them: listener names must be unique",
+            "config.yaml:8:14: listener \"main\" cannot listen on 127.0.0.1:8080: listener \"main\" already listens on 127.0.0.1:8080 (defined at line 3)\n  hint: give each listener, and the admin API, its own port",
+        ]
+    );
+}
+
+#[test]
+fn listener_on_a_wildcard_overlapping_another_or_the_admin_api_is_reported() {
+    let yaml = VALID.replace(
+        "clusters:\n",
+        "  - name: metrics\n    address: 0.0.0.0:9901\n    routes: [{name: all, cluster: web}]\nclusters:\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:8:14: listener \"metrics\" cannot listen on 0.0.0.0:9901: the admin API already listens on 127.0.0.1:9901\n  hint: give each listener, and the admin API, its own port"
+        ]
+    );
+}
+
+#[test]
+fn duplicate_route_name_within_a_listener_is_reported() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        match: {methods: [GET]}\n        cluster: web\n      - name: all\n        match: {methods: [POST]}\n        cluster: web\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:8:15: duplicate route name \"all\" (first defined at line 5)\n  hint: rename one of them: route names must be unique within a listener"
+        ]
+    );
+}
+
+// 7. Other semantic checks
+
+#[test]
+fn config_without_listeners_is_rejected() {
+    assert_eq!(
+        problems("listeners: []\n"),
+        [
+            "config.yaml:1:12: no listeners are defined, so the proxy would accept no traffic\n  hint: add a listener with a name, an address such as \"0.0.0.0:8080\" and routes"
+        ]
+    );
+}
+
+#[test]
+fn cluster_without_endpoints_and_endpoint_of_weight_zero_are_rejected() {
+    let yaml = VALID.replace(
+        "      - address: 127.0.0.1:8000\n",
+        "      - address: 127.0.0.1:8000\n        weight: 0\n",
+    ) + "  - name: empty\n    endpoints: []\n";
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:11:17: cluster \"web\": endpoint \"127.0.0.1:8000\" has weight 0, so it would never be picked\n  hint: use a weight of 1 or more, or remove the endpoint",
+            "config.yaml:13:16: cluster \"empty\" has no endpoints, so every request routed to it would fail\n  hint: add at least one endpoint, e.g. \"- address: 10.0.0.5:8080\"",
+        ]
+    );
+}
+
+#[test]
+fn route_with_both_path_and_prefix_and_without_leading_slash_is_rejected() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        match:\n          path: /health\n          prefix: api\n        cluster: web\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:8:19: route \"all\" has both match.path and match.prefix\n  hint: keep one: \"path\" matches one exact path, \"prefix\" every path under it",
+            "config.yaml:8:19: route \"all\": match.prefix \"api\" does not start with \"/\"\n  hint: write \"/api\"",
+        ]
+    );
+}
+
+#[test]
+fn invalid_methods_header_names_and_host_patterns_are_rejected() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        match:\n          methods: [get, \"PO ST\"]\n          headers: [{name: \"x tenant\"}]\n          hosts: [\"api.*.com\"]\n        cluster: web\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:7:21: route \"all\": method \"get\" is not \"GET\": methods are case-sensitive\n  hint: write \"GET\"",
+            "config.yaml:7:26: route \"all\": \"PO ST\" is not a valid HTTP method\n  hint: a method is a token such as GET, POST or PURGE (RFC 9110)",
+            "config.yaml:8:28: route \"all\": \"x tenant\" is not a valid header name\n  hint: a header name is a token: letters, digits and !#$%&'*+-.^_`|~ (RFC 9110)",
+            "config.yaml:9:19: route \"all\": host pattern \"api.*.com\" has a wildcard that is not a leading \"*.\"\n  hint: write an exact name such as \"api.example.com\" or a wildcard such as \"*.example.com\"",
+        ]
+    );
+}
+
+#[test]
+fn host_rewrite_must_be_a_valid_authority() {
+    let yaml = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    host_rewrite: \"https://api.internal\"\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:19: cluster \"web\": host_rewrite: \"https://api.internal\" is not a valid host[:port]\n  hint: write a host name with an optional port, e.g. \"api.internal\" or \"api.internal:8443\""
+        ]
+    );
+}
+
+#[test]
+fn access_log_that_looks_like_a_keyword_is_rejected() {
+    assert_eq!(
+        problems(&format!("access_log: false\n{VALID}")),
+        [
+            "config.yaml:1:13: access_log \"false\" would be a file named \"false\"\n  hint: write \"off\", or \"./false\" for a file with that name"
+        ]
+    );
+    assert_eq!(
+        problems(&format!("access_log: \"\"\n{VALID}")),
+        [
+            "config.yaml:1:13: access_log is empty\n  hint: write stdout, stderr, off, or a file path such as \"/var/log/watertight/access.log\""
+        ]
+    );
+    for ok in [
+        "stdout",
+        "stderr",
+        "off",
+        "/var/log/access.log",
+        "logs/access.log",
+    ] {
+        assert!(
+            load_str(&format!("access_log: {ok}\n{VALID}"), "c.yaml").is_ok(),
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn absurd_pool_size_is_rejected() {
+    let yaml = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    pool:\n      max_idle_per_endpoint: 1000000\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:10:30: cluster \"web\": pool.max_idle_per_endpoint is 1000000, more idle connections per endpoint than a proxy can sensibly hold\n  hint: use at most 10000 (the default is 64)"
+        ]
+    );
+}
+
+#[test]
+fn zero_connect_timeout_is_an_error_but_zero_request_timeout_disables_the_limit() {
+    let zero_request = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    request_timeout: 0s\n",
+    );
+    assert!(load_str(&zero_request, "config.yaml").is_ok());
+    let zero_connect = VALID.replace(
+        "  - name: web\n",
+        "  - name: web\n    connect_timeout: 0s\n",
+    );
+    assert_eq!(
+        problems(&zero_connect),
+        [
+            "config.yaml:9:22: cluster \"web\": connect_timeout is 0s, so every connection attempt would fail at once\n  hint: use a positive duration, e.g. \"2s\" (the default); only request_timeout accepts 0s, meaning no limit"
+        ]
+    );
+}
+
+#[test]
+fn zero_listener_timeouts_are_rejected() {
+    let yaml = VALID.replace("    routes:\n", "    idle_timeout: 0s\n    routes:\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:4:19: listener \"main\": idle_timeout is 0s, so every client connection would be closed at once\n  hint: use a positive duration; leave it out for the default"
+        ]
+    );
+}
+
+#[test]
+fn route_after_a_catch_all_can_never_match() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        cluster: web\n      - name: api\n        match: {prefix: /api}\n        cluster: web\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:7:9: route \"api\" can never match: route \"all\" before it matches every request it would (defined at line 5)\n  hint: routes are tried in order; move route \"api\" above route \"all\", or narrow route \"all\""
+        ]
+    );
+}
+
+#[test]
+fn narrower_route_before_a_wider_one_is_fine() {
+    let yaml = VALID.replace(
+        "      - name: all\n",
+        "      - name: api\n        match: {prefix: /api, methods: [GET]}\n        cluster: web\n      - name: all\n",
+    );
+    assert!(load_str(&yaml, "config.yaml").is_ok());
+}
+
+#[test]
+fn problems_from_every_section_are_reported_together_in_file_order() {
+    let yaml = "\
+access_log: ''
+listeners:
+  - name: main
+    address: 127.0.0.1:8080
+    routes:
+      - name: api
+        cluster: backend
+clusters:
+  - name: web
+    endpoints: []
+";
+    let lines: Vec<String> = load_str(yaml, "config.yaml")
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.column))
+        .collect();
+    assert_eq!(lines, ["1:13", "7:18", "10:16"]);
+}
+
+// validate() on a config built in code
+
+#[test]
+fn validate_without_a_file_names_the_path_in_the_message() {
+    let route = Route {
+        name: "api".into(),
+        matches: RouteMatch::default(),
+        cluster: "backend".into(),
+        timeout: None,
+    };
+    let config = Config::new(
+        vec![Listener::http("main", "127.0.0.1:8080", vec![route])],
+        vec![watertight_config::Cluster::with_endpoints(
+            "web",
+            vec![Endpoint::new("127.0.0.1:8000")],
+        )],
+    );
+    let problems = watertight_config::validate(&config);
+    assert_eq!(problems.len(), 1);
+    assert_eq!((problems[0].line, problems[0].column), (0, 0));
+    assert_eq!(
+        problems[0].message,
+        "listeners[0].routes[0].cluster: route \"api\" points to cluster \"backend\", which is not defined"
+    );
+    assert_eq!(problems[0].hint.as_deref(), Some("defined clusters: web"));
+}
+
+#[test]
+fn load_file_names_the_file_in_every_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watertight.yaml");
+    std::fs::write(&path, VALID.replace("cluster: web", "cluster: nope")).unwrap();
+    let err = watertight_config::load_file(&path).unwrap_err();
+    assert_eq!(err.0[0].file, path.display().to_string());
+    assert_eq!((err.0[0].line, err.0[0].column), (6, 18));
+    let missing = watertight_config::load_file(&dir.path().join("absent.yaml")).unwrap_err();
+    assert!(missing.0[0].message.starts_with("cannot read config file"));
+}
+
+// JSON Schema
+
+#[test]
+fn json_schema_describes_sections_enums_and_durations() {
+    let schema = watertight_config::json_schema();
+    let properties = &schema["properties"];
+    assert!(properties.get("listeners").is_some(), "{schema:#}");
+    assert!(properties.get("clusters").is_some(), "{schema:#}");
+    assert_eq!(schema["additionalProperties"], false);
+    let text = schema.to_string();
+    assert!(text.contains("\"round_robin\"") && text.contains("\"least_request\""));
+    let duration = &schema["$defs"]["Duration"];
+    assert_eq!(duration["type"], "string");
+    assert!(
+        duration["pattern"]
+            .as_str()
+            .is_some_and(|p| p.contains("ms"))
+    );
+    let route = &schema["$defs"]["Route"]["properties"];
+    assert!(
+        route.get("match").is_some(),
+        "the match field keeps its YAML name"
+    );
+}
