@@ -23,6 +23,7 @@ pub(crate) struct Replica {
     // Read on every request, written rarely: a lock-free load keeps the fast path cheap.
     faults: ArcSwap<Faults>,
     served: AtomicU64,
+    connections: AtomicU64,
 }
 
 impl Replica {
@@ -43,6 +44,7 @@ impl Replica {
             root_body: Bytes::from(format!("ok {name} {index}\n")),
             faults: ArcSwap::from_pointee(Faults::default()),
             served: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
         })
     }
 
@@ -69,6 +71,14 @@ impl Replica {
 
     pub(crate) fn count_request(&self) {
         self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connections_accepted(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     pub(crate) fn requests_served(&self) -> u64 {

@@ -52,6 +52,11 @@ impl SampleService {
         self.addr
     }
 
+    /// TCP connections accepted so far (across restarts): shows whether clients reuse them.
+    pub fn connections_accepted(&self) -> u64 {
+        self.replica.connections_accepted()
+    }
+
     /// The current fault knobs.
     pub fn faults(&self) -> Faults {
         self.replica.faults()
@@ -137,6 +142,7 @@ async fn accept_loop(listener: TcpListener, replica: Arc<Replica>, mut token: Ru
         };
         match accepted {
             Ok((stream, _peer)) => {
+                replica.count_connection();
                 // Small responses must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
                 let serve =
