@@ -38,7 +38,7 @@ pub struct Entry {
     /// From request arrival to the last response byte, in milliseconds.
     pub duration_ms: f64,
     /// The endpoint that served the request, if one was tried.
-    pub upstream: Option<String>,
+    pub upstream: Option<Arc<str>>,
     /// Request body bytes received from the client.
     pub bytes_in: u64,
     /// Response body bytes sent to the client.

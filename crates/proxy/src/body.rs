@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::error::BoxError;
 
@@ -84,18 +84,14 @@ pin_project_lite::pin_project! {
     pub struct Deadline<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Sleep,
+        sleep: Pin<Box<Sleep>>,
     }
 }
 
 impl<B> Deadline<B> {
-    /// Wraps `inner` so it must finish before `deadline`.
-    pub fn new(inner: B, deadline: Instant) -> Self {
-        Self {
-            inner,
-            sleep: tokio::time::sleep_until(deadline),
-        }
+    /// Wraps `inner` so it must finish before `sleep` fires.
+    pub fn new(inner: B, sleep: Pin<Box<Sleep>>) -> Self {
+        Self { inner, sleep }
     }
 }
 
@@ -115,7 +111,7 @@ where
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
-        ready!(this.sleep.poll(cx));
+        ready!(this.sleep.as_mut().poll(cx));
         let timed_out = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "request timeout elapsed while the body was streaming",
@@ -153,7 +149,7 @@ mod tests {
     async fn deadline_fails_a_body_that_stalls_past_it() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         let stalled = StreamBody::new(tokio_stream_from(rx));
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5)));
         let err = Deadline::new(stalled, deadline)
             .collect()
             .await
@@ -165,7 +161,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deadline_lets_a_timely_body_through() {
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5)));
         let body = Deadline::new(
             http_body_util::Full::new(Bytes::from_static(b"ok")),
             deadline,

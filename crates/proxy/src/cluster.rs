@@ -25,7 +25,7 @@ use crate::body::ProxyBody;
 #[derive(Debug)]
 pub struct Endpoint {
     /// `host:port` as configured.
-    pub address: String,
+    pub address: Arc<str>,
     /// The authority requests to this endpoint are sent to.
     pub authority: Authority,
     /// Configured weight.
@@ -42,7 +42,7 @@ impl Endpoint {
             .parse::<Authority>()
             .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
         Ok(Self {
-            address: config.address.clone(),
+            address: config.address.as_str().into(),
             authority,
             weight: config.weight,
             in_flight: AtomicU32::new(0),
@@ -186,7 +186,7 @@ impl Cluster {
                 .endpoints
                 .iter()
                 .map(|e| EndpointStatus {
-                    address: e.address.clone(),
+                    address: e.address.to_string(),
                     weight: e.weight,
                     state: "healthy",
                     in_flight: e.in_flight(),
@@ -266,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn round_robin_follows_weights() {
         let c = cluster(config::Balancer::RoundRobin, &[2, 1]);
-        let picks: Vec<String> = (0..6)
+        let picks: Vec<Arc<str>> = (0..6)
             .map(|_| c.pick().unwrap().endpoint().address.clone())
             .collect();
         let first = picks.iter().filter(|a| a.ends_with(":9000")).count();

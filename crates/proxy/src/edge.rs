@@ -50,17 +50,25 @@ pub async fn handle(
     let client_version = request.version();
     let activity = connection.activity.start_request();
     let runtime = connection.runtime.load_full();
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let request = request.map(|body| boxed(Counted::new(body, bytes_in.clone())));
-
-    let mut entry = Entry {
-        timestamp: access_log::timestamp(SystemTime::now()),
-        client: connection.client.to_string(),
-        method: request.method().as_str().to_owned(),
-        authority: request_host(&request).unwrap_or("").to_owned(),
-        path: request.uri().path().to_owned(),
-        protocol: version_name(request.version()),
-        ..Entry::default()
+    // With the access log off, skip everything that only feeds it.
+    let logging = runtime.access_log.enabled();
+    let bytes_in = logging.then(|| Arc::new(AtomicU64::new(0)));
+    let request = request.map(|body| match &bytes_in {
+        Some(counter) => boxed(Counted::new(body, counter.clone())),
+        None => boxed(body),
+    });
+    let mut entry = if logging {
+        Entry {
+            timestamp: access_log::timestamp(SystemTime::now()),
+            client: connection.client.to_string(),
+            method: request.method().as_str().to_owned(),
+            authority: request_host(&request).unwrap_or("").to_owned(),
+            path: request.uri().path().to_owned(),
+            protocol: version_name(request.version()),
+            ..Entry::default()
+        }
+    } else {
+        Entry::default()
     };
 
     let outcome = match runtime.listeners.get(&connection.listener) {
@@ -86,7 +94,7 @@ pub async fn handle(
         }
         Err(error) => {
             tracing::debug!(%error, route = ?entry.route, "proxy answered itself");
-            entry.upstream = error.endpoint().map(str::to_owned);
+            entry.upstream = error.endpoint().cloned();
             entry.reason = Some(error.kind().reason());
             error_response(error.kind())
         }

@@ -7,6 +7,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -93,7 +94,7 @@ impl ErrorKind {
 pub struct ProxyError {
     kind: ErrorKind,
     source: Option<BoxError>,
-    endpoint: Option<String>,
+    endpoint: Option<Arc<str>>,
 }
 
 impl ProxyError {
@@ -116,14 +117,14 @@ impl ProxyError {
     }
 
     /// Notes the endpoint the failed attempt went to.
-    pub fn at_endpoint(mut self, endpoint: &str) -> Self {
-        self.endpoint = Some(endpoint.to_owned());
+    pub fn at_endpoint(mut self, endpoint: &Arc<str>) -> Self {
+        self.endpoint = Some(endpoint.clone());
         self
     }
 
     /// The endpoint the failed attempt went to, if one was picked.
-    pub fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_deref()
+    pub fn endpoint(&self) -> Option<&Arc<str>> {
+        self.endpoint.as_ref()
     }
 
     /// The classification.

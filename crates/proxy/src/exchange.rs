@@ -22,8 +22,8 @@ pub struct Exchange {
     pub entry: Entry,
     /// When the request arrived.
     pub started: Instant,
-    /// Request body bytes, counted as the upstream reads them.
-    pub bytes_in: Arc<AtomicU64>,
+    /// Request body bytes, counted as the upstream reads them (when logging).
+    pub bytes_in: Option<Arc<AtomicU64>>,
     /// Where the line goes.
     pub log: Arc<AccessLog>,
     /// Keeps the client connection busy (not idle) until the exchange ends.
@@ -61,10 +61,16 @@ impl ExchangeBody {
 }
 
 fn finish(mut exchange: Exchange, bytes_out: u64) {
+    if !exchange.log.enabled() {
+        return;
+    }
     let entry = &mut exchange.entry;
     let micros = exchange.started.elapsed().as_micros() as f64;
     entry.duration_ms = micros / 1000.0;
-    entry.bytes_in = exchange.bytes_in.load(Ordering::Relaxed);
+    entry.bytes_in = exchange
+        .bytes_in
+        .as_ref()
+        .map_or(0, |counter| counter.load(Ordering::Relaxed));
     entry.bytes_out = bytes_out;
     exchange.log.record(entry);
 }

@@ -28,7 +28,7 @@ use crate::headers;
 
 /// The endpoint that answered, put in the response's extensions for the access log.
 #[derive(Clone, Debug)]
-pub struct ServedBy(pub String);
+pub struct ServedBy(pub Arc<str>);
 
 /// Sends requests to a cluster's endpoints.
 #[derive(Clone)]
@@ -81,12 +81,18 @@ impl Forward {
             .then(|| hyper::upgrade::on(&mut request));
         self.aim(&mut request, &slot)?;
 
-        let deadline = self.timeout.map(|t| Instant::now() + t);
+        // One timer for the whole exchange: it bounds the wait for the head here, then moves
+        // into the body wrapper to bound the rest.
+        let mut deadline = self
+            .timeout
+            .map(|t| Box::pin(tokio::time::sleep_until(Instant::now() + t)));
         let sent = self.cluster.client().request(request);
-        let outcome = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, sent)
-                .await
-                .map_err(|_| fail(ProxyError::new(ErrorKind::UpstreamTimeout)))?,
+        let outcome = match deadline.as_mut() {
+            Some(deadline) => tokio::select! {
+                biased;
+                outcome = sent => outcome,
+                () = deadline.as_mut() => return Err(fail(ProxyError::new(ErrorKind::UpstreamTimeout))),
+            },
             None => sent.await,
         };
         let mut response = outcome.map_err(|e| fail(ProxyError::from_upstream(e)))?;

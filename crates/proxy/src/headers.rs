@@ -84,6 +84,18 @@ fn via_version(version: Version) -> &'static str {
 
 /// Appends this proxy to `Via` for a message that arrived as `version`.
 pub fn append_via(headers: &mut HeaderMap, version: Version) {
+    if !headers.contains_key(header::VIA) {
+        // The common case, without formatting or allocating.
+        let value = match version {
+            Version::HTTP_2 => "2 watertight",
+            Version::HTTP_10 => "1.0 watertight",
+            _ => "1.1 watertight",
+        };
+        if value.starts_with(via_version(version)) {
+            headers.insert(header::VIA, HeaderValue::from_static(value));
+            return;
+        }
+    }
     let entry = format!("{} {VIA_PSEUDONYM}", via_version(version));
     append_list(headers, header::VIA, &entry);
 }
