@@ -37,6 +37,7 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod stack;
+mod watched_io;
 
 pub use error::{ErrorKind, ProxyError};
 pub use proxy::{Proxy, ReloadCounts};

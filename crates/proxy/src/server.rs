@@ -13,10 +13,11 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::activity::{self, Activity};
+use crate::activity::{self, Activity, Expiry};
 use crate::drain::Drain;
 use crate::edge::{self, Connection};
 use crate::runtime::Runtime;
+use crate::watched_io::Watched;
 
 /// Binds a listening socket the way a proxy wants it (address reuse, a deep backlog).
 pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
@@ -86,15 +87,19 @@ async fn serve(
         }
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Request heads are timed by our watchdog (activity.rs), not hyper's header timer, which
+    // would also cut keep-alive connections waiting for their next request.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
 
     let activity = connection.activity.clone();
+    let client = connection.client;
     let service = service_fn(move |request| edge::handle(connection.clone(), request));
+    let stream = Watched::new(stream, activity.clone());
     let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(served);
 
@@ -107,7 +112,12 @@ async fn serve(
                 }
                 return;
             }
-            _ = activity::idle(&activity, idle_timeout), if !closing => {
+            expiry = activity::expired(&activity, idle_timeout, header_read_timeout), if !closing => {
+                tracing::debug!(?expiry, client = %client, "closing client connection");
+                if expiry == Expiry::HeaderRead {
+                    // A client trickling its request head gets no graceful goodbye.
+                    return;
+                }
                 closing = true;
                 served.as_mut().graceful_shutdown();
             }

@@ -1,4 +1,4 @@
-//! Graceful shutdown and idle connections.
+//! Client connections: graceful shutdown, idle timeout, header-read timeout.
 
 mod support;
 
@@ -13,6 +13,14 @@ async fn proxy_to(
     app: &watertight_demo::SampleService,
     idle: &str,
 ) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
+    proxy_with(app, idle, "10s").await
+}
+
+async fn proxy_with(
+    app: &watertight_demo::SampleService,
+    idle: &str,
+    header_read: &str,
+) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
     proxy(&format!(
         r#"
 access_log: "off"
@@ -20,6 +28,7 @@ listeners:
   - name: main
     address: 127.0.0.1:0
     idle_timeout: {idle}
+    header_read_timeout: {header_read}
     routes: [{{ name: all, cluster: app }}]
 clusters:
   - name: app
@@ -117,4 +126,42 @@ async fn a_slow_request_is_not_cut_by_the_idle_timeout() {
     // The request is in flight for longer than the idle timeout: that is not idleness.
     let answer = get(&h1(), address, "/delay?ms=800", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_trickled_request_head_is_cut_at_the_header_read_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_with(&app, "60s", "300ms").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    let closed = closed.expect("closed long before the 60 s idle timeout");
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "connection closed: {closed:?}"
+    );
+    assert_eq!(app.requests_served(), 0);
+}
+
+#[tokio::test]
+async fn keep_alive_connections_outlive_the_header_read_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_with(&app, "60s", "200ms").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // Waiting between requests is keep-alive idleness, not a slow request head.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    assert_eq!(app.requests_served(), 2);
 }
