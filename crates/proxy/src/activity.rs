@@ -28,8 +28,13 @@ pub struct Activity {
     /// HTTP/2 connections carry frames between requests (pings, settings), which are not a
     /// request head: the header-read clock does not apply to them.
     http2: AtomicBool,
-    /// Wakes the watchdog when a request head starts arriving.
+    /// Milliseconds after `since` at which the watchdog will next look (`u64::MAX`: not
+    /// sleeping). A new request head only wakes it when its header-read deadline is earlier.
+    watchdog_wakes: AtomicU64,
+    /// Wakes the watchdog when a request head starts arriving before its next look.
     head_arriving: Notify,
+    idle_timeout: Duration,
+    header_read_timeout: Duration,
 }
 
 /// Why the watchdog closes a connection.
@@ -42,15 +47,19 @@ pub enum Expiry {
 }
 
 impl Activity {
-    /// A fresh connection, active now.
-    pub fn new() -> Arc<Self> {
+    /// A fresh connection, active now, closed after `idle_timeout` without requests or when
+    /// a request head takes longer than `header_read_timeout` to arrive.
+    pub fn new(idle_timeout: Duration, header_read_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             since: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             http2: AtomicBool::new(false),
+            watchdog_wakes: AtomicU64::new(u64::MAX),
             head_arriving: Notify::new(),
+            idle_timeout,
+            header_read_timeout,
         })
     }
 
@@ -90,7 +99,8 @@ impl Activity {
     }
 
     /// How long until the connection expires, or why it has.
-    pub fn expires_in(&self, idle: Duration, header_read: Duration) -> Result<Duration, Expiry> {
+    pub fn expires_in(&self) -> Result<Duration, Expiry> {
+        let (idle, header_read) = (self.idle_timeout, self.header_read_timeout);
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Ok(idle.min(header_read));
         }
@@ -124,12 +134,14 @@ impl Drop for RequestActivity {
     }
 }
 
-/// Resolves when the connection has been idle for `idle`, or has spent longer than
-/// `header_read` receiving a request head.
-pub async fn expired(activity: &Activity, idle: Duration, header_read: Duration) -> Expiry {
+/// Resolves when the connection has been idle for its idle timeout, or has spent longer
+/// than its header-read timeout receiving a request head.
+pub async fn expired(activity: &Activity) -> Expiry {
     loop {
-        match activity.expires_in(idle, header_read) {
+        match activity.expires_in() {
             Ok(wait) => {
+                let wakes = activity.now_ms() + wait.as_millis() as u64;
+                activity.watchdog_wakes.store(wakes, Ordering::Relaxed);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = activity.head_arriving.notified() => {}
@@ -149,48 +161,48 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_after_timeout_without_requests() {
-        let activity = Activity::new();
+        let activity = Activity::new(IDLE, HEAD);
         let started = Instant::now();
-        assert_eq!(expired(&activity, IDLE, HEAD).await, Expiry::Idle);
+        assert_eq!(expired(&activity).await, Expiry::Idle);
         assert!(started.elapsed() >= IDLE);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_keeps_the_connection_busy() {
-        let activity = Activity::new();
+        let activity = Activity::new(IDLE, HEAD);
         let request = activity.start_request();
         tokio::time::advance(Duration::from_secs(100)).await;
-        assert!(activity.expires_in(IDLE, HEAD).is_ok());
+        assert!(activity.expires_in().is_ok());
         drop(request);
         // The idle clock restarts at the end of the request.
-        assert_eq!(activity.expires_in(IDLE, HEAD), Ok(IDLE));
+        assert_eq!(activity.expires_in(), Ok(IDLE));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_trickled_request_head_expires_at_the_header_read_timeout() {
-        let activity = Activity::new();
+        let activity = Activity::new(IDLE, HEAD);
         activity.bytes_read(b"GET / HT");
         let started = Instant::now();
-        assert_eq!(expired(&activity, IDLE, HEAD).await, Expiry::HeaderRead);
+        assert_eq!(expired(&activity).await, Expiry::HeaderRead);
         assert!(started.elapsed() >= HEAD && started.elapsed() < IDLE);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_parsed_head_stops_the_header_read_clock() {
-        let activity = Activity::new();
+        let activity = Activity::new(IDLE, HEAD);
         activity.bytes_read(b"GET / HTTP/1.1\r\n\r\n");
         let request = activity.start_request();
         tokio::time::advance(Duration::from_secs(20)).await;
         drop(request);
         // Keep-alive wait for the next request: only the idle timeout applies.
-        assert_eq!(expired(&activity, IDLE, HEAD).await, Expiry::Idle);
+        assert_eq!(expired(&activity).await, Expiry::Idle);
     }
 
     #[tokio::test(start_paused = true)]
     async fn http2_frames_between_requests_are_not_a_slow_head() {
-        let activity = Activity::new();
+        let activity = Activity::new(IDLE, HEAD);
         activity.bytes_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(activity.expires_in(IDLE, HEAD).is_ok());
+        assert!(activity.expires_in().is_ok());
     }
 }

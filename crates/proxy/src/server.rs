@@ -45,12 +45,18 @@ pub async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
+                    // Timeouts come from the snapshot current at accept time.
+                    let Some(activity) = runtime.load().listeners.get(&key).map(|l| {
+                        Activity::new(l.config.idle_timeout.get(), l.config.header_read_timeout.get())
+                    }) else {
+                        continue;
+                    };
                     let open = drain.track();
                     let connection = Arc::new(Connection {
                         runtime: runtime.clone(),
                         listener: key,
                         client,
-                        activity: Activity::new(),
+                        activity,
                     });
                     let signals = (drain.signal(), listener_stop.clone());
                     tokio::spawn(async move {
@@ -76,16 +82,6 @@ async fn serve(
     (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) {
     let _ = stream.set_nodelay(true);
-    let (idle_timeout, header_read_timeout) = {
-        let runtime = connection.runtime.load();
-        match runtime.listeners.get(&connection.listener) {
-            Some(l) => (
-                l.config.idle_timeout.get(),
-                l.config.header_read_timeout.get(),
-            ),
-            None => return,
-        }
-    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Request heads are timed by our watchdog (activity.rs), not hyper's header timer, which
     // would also cut keep-alive connections waiting for their next request.
@@ -112,7 +108,7 @@ async fn serve(
                 }
                 return;
             }
-            expiry = activity::expired(&activity, idle_timeout, header_read_timeout), if !closing => {
+            expiry = activity::expired(&activity), if !closing => {
                 tracing::debug!(?expiry, client = %client, "closing client connection");
                 if expiry == Expiry::HeaderRead {
                     // A client trickling its request head gets no graceful goodbye.
