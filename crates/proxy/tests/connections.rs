@@ -9,32 +9,18 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn proxy_to(
-    app: &watertight_demo::SampleService,
-    idle: &str,
-) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
-    proxy_with(app, idle, "10s").await
-}
-
+/// A proxy in front of `app` whose listener has these client timeouts.
 async fn proxy_with(
     app: &watertight_demo::SampleService,
     idle: &str,
     header_read: &str,
 ) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
-    proxy(&format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    idle_timeout: {idle}
-    header_read_timeout: {header_read}
-    routes: [{{ name: all, cluster: app }}]
-clusters:
-  - name: app
-    endpoints: [{{ address: "{}" }}]
-"#,
-        app.local_addr()
+    let idle = format!("idle_timeout: {idle}");
+    let header_read = format!("header_read_timeout: {header_read}");
+    proxy(&one_cluster(
+        &[app.local_addr()],
+        &[],
+        &[&idle, &header_read],
     ))
     .await
 }
@@ -46,7 +32,7 @@ async fn in_flight(proxy: &watertight_proxy::Proxy) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_requests_finish() {
     let app = upstream("app").await;
-    let (proxy, address) = proxy_to(&app, "60s").await;
+    let (proxy, address) = proxy_with(&app, "60s", "10s").await;
     let slow: Vec<_> = (0..5)
         .map(|_| {
             tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await.status })
@@ -86,7 +72,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn shutdown_closes_idle_keep_alive_connections_at_once() {
     let app = upstream("app").await;
-    let (proxy, address) = proxy_to(&app, "60s").await;
+    let (proxy, address) = proxy_with(&app, "60s", "10s").await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -106,7 +92,7 @@ async fn shutdown_closes_idle_keep_alive_connections_at_once() {
 #[tokio::test]
 async fn idle_client_connections_are_closed_after_the_idle_timeout() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "300ms").await;
+    let (_proxy, address) = proxy_with(&app, "300ms", "10s").await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -122,7 +108,7 @@ async fn idle_client_connections_are_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_slow_request_is_not_cut_by_the_idle_timeout() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "200ms").await;
+    let (_proxy, address) = proxy_with(&app, "200ms", "10s").await;
     // The request is in flight for longer than the idle timeout: that is not idleness.
     let answer = get(&h1(), address, "/delay?ms=800", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);

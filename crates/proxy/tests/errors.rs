@@ -10,28 +10,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use watertight_demo::Faults;
 
-async fn proxy_to(
-    endpoint: SocketAddr,
-    cluster_extra: &str,
-) -> (watertight_proxy::Proxy, SocketAddr) {
-    let yaml = format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: all
-        cluster: app
-clusters:
-  - name: app
-    endpoints: [{{ address: "{endpoint}" }}]
-{cluster_extra}
-"#
-    );
-    proxy(&yaml).await
-}
-
 /// A loopback port with nothing listening on it.
 fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -40,7 +18,7 @@ fn closed_port() -> SocketAddr {
 
 #[tokio::test]
 async fn refused_connection_is_a_502_connect_refused() {
-    let (_proxy, address) = proxy_to(closed_port(), "").await;
+    let (_proxy, address) = proxy_to(closed_port(), &[]).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("connect-refused"));
@@ -49,7 +27,7 @@ async fn refused_connection_is_a_502_connect_refused() {
 #[tokio::test]
 async fn slow_upstream_is_a_504_upstream_timeout() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(app.local_addr(), "    request_timeout: 300ms").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["request_timeout: 300ms"]).await;
     let started = Instant::now();
     let answer = get(&h1(), address, "/delay?ms=20000", &[]).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
@@ -97,7 +75,7 @@ async fn reset_connection_is_a_502_upstream_reset() {
         reset_rate: 1.0,
         ..Faults::default()
     });
-    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("upstream-reset"));
@@ -114,7 +92,7 @@ async fn garbage_from_upstream_is_a_502_upstream_protocol() {
             let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
         }
     });
-    let (_proxy, address) = proxy_to(endpoint, "").await;
+    let (_proxy, address) = proxy_to(endpoint, &[]).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("upstream-protocol"));
@@ -140,7 +118,7 @@ async fn unanswered_connect_is_a_504_connect_timeout() {
             fillers.push(stream);
         }
     }
-    let (_proxy, address) = proxy_to(endpoint, "    connect_timeout: 250ms").await;
+    let (_proxy, address) = proxy_to(endpoint, &["connect_timeout: 250ms"]).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(answer.reason(), Some("connect-timeout"));
@@ -149,7 +127,7 @@ async fn unanswered_connect_is_a_504_connect_timeout() {
 
 #[tokio::test]
 async fn failures_are_counted_on_the_endpoint() {
-    let (proxy, address) = proxy_to(closed_port(), "").await;
+    let (proxy, address) = proxy_to(closed_port(), &[]).await;
     for _ in 0..3 {
         get(&h1(), address, "/", &[]).await;
     }

@@ -5,33 +5,10 @@ mod support;
 use http::{StatusCode, Version};
 use support::*;
 
-async fn proxy_to(
-    app: &watertight_demo::SampleService,
-    protocol: &str,
-) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
-    let yaml = format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: all
-        cluster: app
-clusters:
-  - name: app
-    protocol: {protocol}
-    endpoints: [{{ address: "{}" }}]
-"#,
-        app.local_addr()
-    );
-    proxy(&yaml).await
-}
-
 #[tokio::test]
 async fn http2_client_to_http2_upstream() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http2").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http2"]).await;
     let answer = get(&h2(), address, "/echo", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.version, Version::HTTP_2);
@@ -42,7 +19,7 @@ async fn http2_client_to_http2_upstream() {
 #[tokio::test]
 async fn http2_client_to_http1_upstream_carries_the_authority_as_host() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http1").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http1"]).await;
     let answer = get(&h2(), address, "/echo", &[]).await;
     assert_eq!(answer.version, Version::HTTP_2);
     assert_eq!(answer.json()["version"], "HTTP/1.1");
@@ -53,7 +30,7 @@ async fn http2_client_to_http1_upstream_carries_the_authority_as_host() {
 #[tokio::test]
 async fn http1_client_to_http2_upstream() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http2").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http2"]).await;
     let answer = get(&h1(), address, "/echo", &[("host", "shop.example")]).await;
     assert_eq!(answer.version, Version::HTTP_11);
     assert_eq!(answer.json()["version"], "HTTP/2.0");
@@ -62,7 +39,7 @@ async fn http1_client_to_http2_upstream() {
 #[tokio::test]
 async fn many_concurrent_http2_streams_share_the_proxy() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http2").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http2"]).await;
     let client = h2();
     let requests = (0..50).map(|i| {
         let client = client.clone();

@@ -8,32 +8,10 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn proxy_to(
-    upstream: SocketAddr,
-    cluster_extra: &str,
-) -> (watertight_proxy::Proxy, SocketAddr) {
-    let yaml = format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: all
-        cluster: app
-clusters:
-  - name: app
-    endpoints: [{{ address: "{upstream}" }}]
-{cluster_extra}
-"#
-    );
-    proxy(&yaml).await
-}
-
 #[tokio::test]
 async fn hop_by_hop_fields_do_not_reach_the_upstream() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     let answer = get(
         &h1(),
         address,
@@ -69,7 +47,7 @@ async fn hop_by_hop_fields_do_not_reach_the_upstream() {
 #[tokio::test]
 async fn forwarding_fields_are_appended_and_host_preserved() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     let answer = get(
         &h1(),
         address,
@@ -105,7 +83,7 @@ async fn forwarding_fields_are_appended_and_host_preserved() {
 #[tokio::test]
 async fn host_is_rewritten_when_the_cluster_asks() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(app.local_addr(), "    host_rewrite: app.internal").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["host_rewrite: app.internal"]).await;
     let answer = get(&h1(), address, "/echo", &[("host", "shop.example")]).await;
     assert_eq!(echoed(&answer, "host").as_deref(), Some("app.internal"));
     assert_eq!(
@@ -117,7 +95,7 @@ async fn host_is_rewritten_when_the_cluster_asks() {
 #[tokio::test]
 async fn upgrade_is_tunnelled_end_to_end() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(app.local_addr(), "").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
         .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")

@@ -6,21 +6,10 @@ use std::time::Duration;
 
 use support::*;
 
-async fn proxy_with_pool(
-    app: &watertight_demo::SampleService,
-    pool: &str,
-) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
-    proxy(&format!(
-        "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes: [{{ name: all, cluster: app }}]\nclusters:\n  - name: app\n    pool: {pool}\n    endpoints: [{{ address: \"{}\" }}]\n",
-        app.local_addr()
-    ))
-    .await
-}
-
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_with_pool(&app, "{}").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     // A fresh client connection per request: reuse must come from the proxy's pool.
     for _ in 0..20 {
         assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
@@ -32,7 +21,7 @@ async fn sequential_requests_reuse_one_upstream_connection() {
 #[tokio::test]
 async fn pooled_connections_close_after_the_idle_timeout() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_with_pool(&app, "{ idle_timeout: 200ms }").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["pool: { idle_timeout: 200ms }"]).await;
     let client = h1();
     get(&client, address, "/", &[]).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -47,7 +36,8 @@ async fn pooled_connections_close_after_the_idle_timeout() {
 #[tokio::test]
 async fn no_idle_connections_are_kept_when_the_cap_is_zero() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_with_pool(&app, "{ max_idle_per_endpoint: 0 }").await;
+    let (_proxy, address) =
+        proxy_to(app.local_addr(), &["pool: { max_idle_per_endpoint: 0 }"]).await;
     let client = h1();
     for _ in 0..5 {
         get(&client, address, "/", &[]).await;

@@ -15,30 +15,6 @@ use watertight_proxy::body::boxed;
 
 const MIB: u64 = 1024 * 1024;
 
-async fn proxy_to(
-    app: &watertight_demo::SampleService,
-    protocol: &str,
-) -> (watertight_proxy::Proxy, std::net::SocketAddr) {
-    let yaml = format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: all
-        cluster: app
-clusters:
-  - name: app
-    protocol: {protocol}
-    request_timeout: 120s
-    endpoints: [{{ address: "{}" }}]
-"#,
-        app.local_addr()
-    );
-    proxy(&yaml).await
-}
-
 /// A request body of `total` bytes produced chunk by chunk, counting what was pulled.
 fn generated_body(total: u64, pulled: Arc<AtomicU64>) -> watertight_proxy::body::ProxyBody {
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -69,14 +45,22 @@ async fn download(client: &TestClient, address: std::net::SocketAddr, size: u64)
 #[tokio::test]
 async fn large_download_streams_through() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http1").await;
+    let (_proxy, address) = proxy_to(
+        app.local_addr(),
+        &["protocol: http1", "request_timeout: 120s"],
+    )
+    .await;
     assert_eq!(download(&h1(), address, 256 * MIB).await, 256 * MIB);
 }
 
 #[tokio::test]
 async fn large_upload_streams_through() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http1").await;
+    let (_proxy, address) = proxy_to(
+        app.local_addr(),
+        &["protocol: http1", "request_timeout: 120s"],
+    )
+    .await;
     let pulled = Arc::new(AtomicU64::new(0));
     let request = Request::post(format!("http://{address}/upload"))
         .body(generated_body(256 * MIB, pulled.clone()))
@@ -90,7 +74,11 @@ async fn large_upload_streams_through() {
 #[tokio::test]
 async fn large_bodies_stream_over_http2_on_both_sides() {
     let app = upstream("app").await;
-    let (_proxy, address) = proxy_to(&app, "http2").await;
+    let (_proxy, address) = proxy_to(
+        app.local_addr(),
+        &["protocol: http2", "request_timeout: 120s"],
+    )
+    .await;
     let client = h2();
     assert_eq!(download(&client, address, 64 * MIB).await, 64 * MIB);
     let pulled = Arc::new(AtomicU64::new(0));

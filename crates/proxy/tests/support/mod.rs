@@ -128,3 +128,29 @@ pub fn echoed(answer: &Answer, name: &str) -> Option<String> {
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
 }
+
+/// A config with one listener on a free loopback port whose single route sends everything to
+/// cluster `app` over `endpoints`. `cluster` and `listener` add `key: value` lines to the
+/// cluster and the listener.
+pub fn one_cluster(endpoints: &[SocketAddr], cluster: &[&str], listener: &[&str]) -> String {
+    let lines = |extra: &[&str]| {
+        extra
+            .iter()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    let endpoints: String = endpoints
+        .iter()
+        .map(|e| format!("      - address: \"{e}\"\n"))
+        .collect();
+    format!(
+        "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n{}    routes:\n      - name: all\n        cluster: app\nclusters:\n  - name: app\n{}    endpoints:\n{endpoints}",
+        lines(listener),
+        lines(cluster),
+    )
+}
+
+/// A proxy from [`one_cluster`] with one endpoint.
+pub async fn proxy_to(endpoint: SocketAddr, cluster: &[&str]) -> (Proxy, SocketAddr) {
+    proxy(&one_cluster(&[endpoint], cluster, &[])).await
+}
