@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
