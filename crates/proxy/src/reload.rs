@@ -70,12 +70,26 @@ pub async fn reload_from(proxy: &Proxy, path: &Path) -> bool {
             tracing::error!("config reload rejected, keeping the running config:\n{diagnostics}");
             false
         }
-        Ok(loaded) => match proxy.reload(loaded).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(%error, "config reload rejected, keeping the running config");
-                false
+        Ok(loaded) => {
+            let running_admin = proxy.current().config.admin.address.clone();
+            if loaded.config.admin.address != running_admin {
+                tracing::warn!(
+                    running = %running_admin,
+                    configured = %loaded.config.admin.address,
+                    "admin.address changed: the admin API moves on the next restart, not on reload"
+                );
             }
-        },
+            apply(proxy, loaded).await
+        }
+    }
+}
+
+async fn apply(proxy: &Proxy, loaded: watertight_config::Loaded) -> bool {
+    match proxy.reload(loaded).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, "config reload rejected, keeping the running config");
+            false
+        }
     }
 }

@@ -44,3 +44,15 @@ async fn no_idle_connections_are_kept_when_the_cap_is_zero() {
     }
     assert_eq!(app.connections_accepted(), 5);
 }
+
+#[tokio::test]
+async fn a_zero_pool_idle_timeout_keeps_no_connection_for_reuse() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["pool: { idle_timeout: 0s }"]).await;
+    let client = h1();
+    for _ in 0..3 {
+        get(&client, address, "/", &[]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.connections_accepted(), 3);
+}
