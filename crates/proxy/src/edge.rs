@@ -87,7 +87,7 @@ pub async fn handle(
         }
     };
 
-    let response = match outcome {
+    let mut response = match outcome {
         Ok(response) => {
             entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
             response
@@ -99,7 +99,6 @@ pub async fn handle(
             error_response(error.kind())
         }
     };
-    let mut response = response;
     // Answer in the client's HTTP version, whatever the upstream spoke.
     *response.version_mut() = client_version;
     entry.status = response.status().as_u16();

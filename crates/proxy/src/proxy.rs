@@ -120,7 +120,7 @@ impl Proxy {
         let mut added = HashMap::new();
         for &address in next.listeners.keys() {
             if !handles.contains_key(&address) {
-                // Dropping `added` on error stops what was bound so far.
+                // On failure, stop whatever this reload bound so far.
                 let handle = self.listen(address).inspect_err(|_| {
                     for handle in added.values() {
                         stop_listener(handle);
