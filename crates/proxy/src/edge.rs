@@ -13,14 +13,15 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use http::header::{CONTENT_TYPE, HOST, HeaderValue};
 use http::{Request, Response, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::{self, Entry};
 use crate::activity::Activity;
 use crate::body::{Counted, ProxyBody, boxed, full};
-use crate::error::{ErrorKind, ProxyError};
-use crate::exchange::{Exchange, ExchangeBody};
+use crate::error::{ClientBodyError, ErrorKind, ProxyError};
+use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::forward::ServedBy;
 use crate::headers;
 use crate::router::request_host;
@@ -53,11 +54,14 @@ pub async fn handle(
     // With the access log off, skip everything that only feeds it.
     let logging = runtime.access_log.enabled();
     let bytes_in = logging.then(|| Arc::new(AtomicU64::new(0)));
-    let request = request.map(|body| match &bytes_in {
-        Some(counter) => boxed(Counted::new(body, counter.clone())),
-        None => boxed(body),
+    let request = request.map(|body| {
+        let body = body.map_err(|e| ClientBodyError(e.into()));
+        match &bytes_in {
+            Some(counter) => boxed(Counted::new(body, counter.clone())),
+            None => boxed(body),
+        }
     });
-    let mut entry = if logging {
+    let entry = if logging {
         Entry {
             timestamp: access_log::timestamp(SystemTime::now()),
             client: connection.client.to_string(),
@@ -70,14 +74,23 @@ pub async fn handle(
     } else {
         Entry::default()
     };
+    // From here on the exchange is logged whatever happens, even if the client leaves.
+    let mut exchange = Pending::new(Exchange {
+        entry,
+        started,
+        bytes_in,
+        log: runtime.access_log.clone(),
+        activity,
+    });
 
     let outcome = match runtime.listeners.get(&connection.listener) {
         None => Err(ProxyError::new(ErrorKind::Draining)),
         Some(listener) => {
-            entry.listener = listener.name.clone();
+            exchange.entry().listener = listener.name.clone();
             match listener.router.route(&request) {
                 None => Err(ProxyError::new(ErrorKind::NoRoute)),
                 Some(route) => {
+                    let entry = exchange.entry();
                     entry.route = Some(route.name.clone());
                     entry.cluster = Some(route.cluster.clone());
                     let request = prepare(request, connection.client);
@@ -89,10 +102,12 @@ pub async fn handle(
 
     let mut response = match outcome {
         Ok(response) => {
-            entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            exchange.entry().upstream =
+                response.extensions().get::<ServedBy>().map(|s| s.0.clone());
             response
         }
         Err(error) => {
+            let entry = exchange.entry();
             tracing::debug!(%error, route = ?entry.route, "proxy answered itself");
             entry.upstream = error.endpoint().cloned();
             entry.reason = Some(error.kind().reason());
@@ -101,15 +116,8 @@ pub async fn handle(
     };
     // Answer in the client's HTTP version, whatever the upstream spoke.
     *response.version_mut() = client_version;
-    entry.status = response.status().as_u16();
-    let exchange = Exchange {
-        entry,
-        started,
-        bytes_in,
-        log: runtime.access_log.clone(),
-        activity,
-    };
-    Ok(response.map(|body| ExchangeBody::new(body, exchange)))
+    exchange.entry().status = response.status().as_u16();
+    Ok(response.map(|body| exchange.respond(body)))
 }
 
 /// Applies the intermediary rules to a request about to be forwarded.

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     BadRequest,
     /// The proxy is shutting down and takes no new requests.
     Draining,
+    /// The client went away (or broke its request body) before the exchange completed; the
+    /// upstream is not to blame.
+    ClientAborted,
 }
 
 impl ErrorKind {
@@ -51,6 +54,10 @@ impl ErrorKind {
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            // nginx's "client closed request": rarely seen by the client, familiar in logs.
+            ErrorKind::ClientAborted => {
+                StatusCode::from_u16(499).expect("499 is within the valid status range")
+            }
         }
     }
 
@@ -67,6 +74,7 @@ impl ErrorKind {
             ErrorKind::UpstreamProtocol => "upstream-protocol",
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::Draining => "draining",
+            ErrorKind::ClientAborted => "client-aborted",
         }
     }
 
@@ -132,9 +140,23 @@ impl ProxyError {
         self.kind
     }
 
+    /// Whether the failure says something about the upstream endpoint (and so should count
+    /// against it), rather than about the client or the proxy.
+    pub fn blames_upstream(&self) -> bool {
+        !matches!(
+            self.kind,
+            ErrorKind::ClientAborted
+                | ErrorKind::NoRoute
+                | ErrorKind::BadRequest
+                | ErrorKind::Draining
+        )
+    }
+
     /// Classifies an error from the upstream client by walking its cause chain.
     pub fn from_upstream(error: hyper_util::client::legacy::Error) -> Self {
-        let kind = if error.is_connect() {
+        let kind = if find::<ClientBodyError>(&error).is_some() {
+            ErrorKind::ClientAborted
+        } else if error.is_connect() {
             match find_io_kind(&error) {
                 Some(io::ErrorKind::ConnectionRefused) => ErrorKind::ConnectRefused,
                 Some(io::ErrorKind::TimedOut) => ErrorKind::ConnectTimeout,
@@ -171,14 +193,36 @@ pub(crate) fn classify_exchange_error(error: &(dyn StdError + 'static)) -> Error
 }
 
 fn find_io_kind(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
-    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    find::<io::Error>(error).map(io::Error::kind)
+}
+
+/// The first error of type `E` in the cause chain.
+fn find<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut cause: Option<&'a (dyn StdError + 'static)> = Some(error);
     while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io.kind());
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
         }
         cause = e.source();
     }
     None
+}
+
+/// An error reading the client's request body, marked so that a failure it causes upstream
+/// is not blamed on the upstream.
+#[derive(Debug)]
+pub struct ClientBodyError(pub BoxError);
+
+impl fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client request body: {}", self.0)
+    }
+}
+
+impl StdError for ClientBodyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.0.as_ref())
+    }
 }
 
 impl fmt::Display for ProxyError {
@@ -244,6 +288,21 @@ mod tests {
         assert!(ErrorKind::ConnectRefused.never_reached_upstream());
         assert!(!ErrorKind::UpstreamReset.never_reached_upstream());
         assert!(!ErrorKind::UpstreamTimeout.never_reached_upstream());
+    }
+
+    #[test]
+    fn a_broken_client_body_is_not_the_upstreams_fault() {
+        let aborted = ProxyError::new(ErrorKind::ClientAborted);
+        assert!(!aborted.blames_upstream());
+        assert_eq!(aborted.kind().status().as_u16(), 499);
+        assert!(ProxyError::new(ErrorKind::UpstreamReset).blames_upstream());
+        let wrapped = ClientBodyError(Box::new(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "gone",
+        )));
+        assert!(find::<ClientBodyError>(&wrapped).is_some());
+        // The io error inside would otherwise read as an upstream reset.
+        assert_eq!(find_io_kind(&wrapped), Some(io::ErrorKind::ConnectionReset));
     }
 
     #[test]

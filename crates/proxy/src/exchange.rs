@@ -60,6 +60,46 @@ impl ExchangeBody {
     }
 }
 
+/// An exchange whose response has not started yet. If the request is abandoned before then
+/// (the client went away and the server dropped the handler), dropping this logs it as
+/// `client-aborted` with nginx's status 499, so no request goes unrecorded.
+pub struct Pending(Option<Exchange>);
+
+impl Pending {
+    /// Starts tracking `exchange`.
+    pub fn new(exchange: Exchange) -> Self {
+        Self(Some(exchange))
+    }
+
+    /// The log entry, to fill in as the request goes.
+    pub fn entry(&mut self) -> &mut Entry {
+        &mut self
+            .0
+            .as_mut()
+            .expect("a pending exchange is only taken by `respond`, which consumes it")
+            .entry
+    }
+
+    /// Hands the exchange to the response body, which finishes it.
+    pub fn respond(mut self, body: ProxyBody) -> ExchangeBody {
+        let exchange = self
+            .0
+            .take()
+            .expect("a pending exchange is only taken by `respond`, which consumes it");
+        ExchangeBody::new(body, exchange)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut exchange) = self.0.take() {
+            exchange.entry.status = 499;
+            exchange.entry.reason = Some("client-aborted");
+            finish(exchange, 0);
+        }
+    }
+}
+
 fn finish(mut exchange: Exchange, bytes_out: u64) {
     if !exchange.log.enabled() {
         return;

@@ -73,7 +73,9 @@ impl Forward {
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
         let fail = |error: ProxyError| {
-            endpoint.record_failure();
+            if error.blames_upstream() {
+                endpoint.record_failure();
+            }
             error.at_endpoint(&endpoint.address)
         };
 

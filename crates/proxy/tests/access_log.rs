@@ -66,3 +66,56 @@ clusters:
     assert_eq!(missing["reason"], "no-route");
     assert!(missing["route"].is_null());
 }
+
+/// Reads the log file until it has `n` lines (or a generous time passes).
+async fn log_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lines
+}
+
+#[tokio::test]
+async fn a_client_that_abandons_its_upload_is_logged_and_not_blamed_on_the_upstream() {
+    use tokio::io::AsyncWriteExt;
+    let app = upstream("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
+        "access_log: \"off\"",
+        &format!("access_log: \"{}\"", log.display()),
+    );
+    let (proxy, address) = proxy(&yaml).await;
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'x'; 4096]).await.unwrap();
+    // Let the upload start flowing upstream, then leave without finishing it.
+    for _ in 0..200 {
+        if proxy.current().cluster_status()[0].endpoints[0].in_flight == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(stream);
+
+    let lines = log_lines(&log, 1).await;
+    assert_eq!(lines.len(), 1, "the abandoned request is logged");
+    assert_eq!(lines[0]["status"], 499);
+    assert_eq!(lines[0]["reason"], "client-aborted");
+    let endpoint = &proxy.current().cluster_status()[0].endpoints[0];
+    assert_eq!(endpoint.failures, 0, "the upstream did nothing wrong");
+    assert_eq!(endpoint.in_flight, 0);
+}

@@ -61,29 +61,51 @@ async fn round_robin_follows_weights() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn least_request_steers_away_from_a_slow_replica() {
+async fn least_request_sends_nothing_to_a_replica_with_requests_stuck_on_it() {
     let apps = replicas(2).await;
     apps[0].set_faults(Faults {
-        latency_ms: 400,
+        latency_ms: 3000,
         ..Faults::default()
     });
-    let (_proxy, address) = cluster_proxy(&apps, &[1, 1], "least_request").await;
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        workers.push(tokio::spawn(async move {
-            let client = h1();
-            for _ in 0..15 {
-                get(&client, address, "/", &[]).await;
-            }
+    let (proxy, address) = cluster_proxy(&apps, &[1, 1], "least_request").await;
+    let slow = apps[0].local_addr().to_string();
+    let slow_in_flight = || {
+        proxy.current().cluster_status()[0]
+            .endpoints
+            .iter()
+            .find(|e| e.address == slow)
+            .map_or(0, |e| e.in_flight)
+    };
+    // Park one request on the slow replica (requests that land on the fast one just finish).
+    let mut parked = Vec::new();
+    for _ in 0..50 {
+        parked.push(tokio::spawn(async move {
+            get(&h1(), address, "/", &[]).await.status
         }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if slow_in_flight() == 1 {
+            break;
+        }
     }
-    for w in workers {
-        tokio::time::timeout(Duration::from_secs(60), w)
-            .await
-            .unwrap()
-            .unwrap();
+    assert_eq!(
+        slow_in_flight(),
+        1,
+        "one request is stuck on the slow replica"
+    );
+    let slow_before = apps[0].requests_served();
+
+    // With one in flight there and none on the fast replica, every pick prefers the fast one.
+    let client = h1();
+    for _ in 0..20 {
+        assert_eq!(
+            get(&client, address, "/", &[])
+                .await
+                .header("x-demo-replica"),
+            Some("1")
+        );
     }
-    let (slow, fast) = (apps[0].requests_served(), apps[1].requests_served());
-    assert_eq!(slow + fast, 60);
-    assert!(slow * 4 < fast, "slow replica got {slow}, fast {fast}");
+    assert_eq!(apps[0].requests_served(), slow_before);
+    for request in parked {
+        assert_eq!(request.await.unwrap(), 200);
+    }
 }
