@@ -38,11 +38,17 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
+        match (self.file.is_empty(), self.line) {
+            // A config built in code: the message names the path.
+            (true, _) => write!(f, "{}", self.message)?,
+            // A problem with the file as a whole (cannot be read).
+            (false, 0) => write!(f, "{}: {}", self.file, self.message)?,
+            (false, _) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )?,
+        }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -143,5 +149,25 @@ mod tests {
             )
         );
         assert_eq!(split_hint("plain"), ("plain".to_owned(), None));
+    }
+
+    #[test]
+    fn position_is_left_out_when_there_is_none() {
+        let unreadable = Diagnostic {
+            file: "w.yaml".into(),
+            line: 0,
+            column: 0,
+            message: "cannot read config file: No such file or directory".into(),
+            hint: None,
+        };
+        assert_eq!(
+            unreadable.to_string(),
+            "w.yaml: cannot read config file: No such file or directory"
+        );
+        let in_code = Diagnostic {
+            file: String::new(),
+            ..unreadable
+        };
+        assert!(in_code.to_string().starts_with("cannot read"));
     }
 }
