@@ -1,12 +1,16 @@
-//! Per-connection activity, for closing client connections that sit idle or send their
-//! request headers too slowly.
+//! Per-connection activity, for closing client connections that sit idle, send their request
+//! heads too slowly, or stop reading their responses.
 //!
-//! A connection is idle when no request is in flight on it (a request counts until its
-//! response body has been sent) and no request has started or ended for the listener's idle
-//! timeout. The header-read clock starts when bytes of a new HTTP/1 request arrive while no
-//! request is in flight, and stops when the request's head has been parsed; so a keep-alive
-//! connection waiting quietly for its next request is governed by the idle timeout alone, and a
-//! client trickling a request head (slowloris) by the header-read timeout.
+//! - **Idle**: no request in flight (a request counts until its response body has been sent)
+//!   and none started or ended for the listener's idle timeout.
+//! - **Header read**: the clock starts when bytes of a new HTTP/1 request arrive while no
+//!   request is in flight and stops when the head has been parsed; a keep-alive connection
+//!   waiting quietly for its next request is governed by the idle timeout alone, a client
+//!   trickling a head (slowloris) by the header-read timeout, whichever is configured lower.
+//! - **Write stall**: a response the client does not read for the idle timeout (the socket
+//!   stays full, nginx's `send_timeout`). Without this a client that stops reading would hold
+//!   its exchange, the endpoint's in-flight slot and an upstream connection forever, since the
+//!   request deadline is only checked when the body is polled.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,23 +20,26 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Activity counters shared by a connection's requests, its socket and its watchdog.
+///
+/// Times are milliseconds after `since`; for the "started at" fields, plus one, so that zero
+/// can mean "not happening".
 #[derive(Debug)]
 pub struct Activity {
     since: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds after `since` of the last request start or end.
+    /// The last request start or end.
     last_ms: AtomicU64,
-    /// Milliseconds after `since` (plus one, so zero means "not reading") at which bytes of
-    /// a request head started arriving with no request in flight.
+    /// When bytes of a request head started arriving with no request in flight.
     head_started: AtomicU64,
+    /// When a write to the client started waiting for socket space.
+    write_blocked: AtomicU64,
     /// HTTP/2 connections carry frames between requests (pings, settings), which are not a
     /// request head: the header-read clock does not apply to them.
     http2: AtomicBool,
-    /// Milliseconds after `since` at which the watchdog will next look (`u64::MAX`: not
-    /// sleeping). A new request head only wakes it when its header-read deadline is earlier.
+    /// When the watchdog will next look (`u64::MAX`: not yet known). A new deadline only
+    /// wakes it when it falls before that.
     watchdog_wakes: AtomicU64,
-    /// Wakes the watchdog when a request head starts arriving before its next look.
-    head_arriving: Notify,
+    wake: Notify,
     idle_timeout: Duration,
     header_read_timeout: Duration,
 }
@@ -44,31 +51,44 @@ pub enum Expiry {
     Idle,
     /// A request head took longer than the header-read timeout.
     HeaderRead,
+    /// The client has not read from its socket for the idle timeout.
+    WriteStalled,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Activity {
-    /// A fresh connection, active now, closed after `idle_timeout` without requests or when
-    /// a request head takes longer than `header_read_timeout` to arrive.
+    /// A fresh connection, active now, with the listener's timeouts.
     pub fn new(idle_timeout: Duration, header_read_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             since: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             watchdog_wakes: AtomicU64::new(u64::MAX),
-            head_arriving: Notify::new(),
+            wake: Notify::new(),
             idle_timeout,
             header_read_timeout,
         })
     }
 
     fn now_ms(&self) -> u64 {
-        self.since.elapsed().as_millis() as u64
+        millis(self.since.elapsed())
     }
 
     fn touch(&self) {
         self.last_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Wakes the watchdog if `deadline` comes before its next look.
+    fn deadline_at(&self, deadline: u64) {
+        if deadline < self.watchdog_wakes.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
     }
 
     /// Marks a request as started (its head is parsed); it counts as in flight until the
@@ -78,6 +98,12 @@ impl Activity {
         self.head_started.store(0, Ordering::Relaxed);
         self.touch();
         RequestActivity(self.clone())
+    }
+
+    /// Gives a connection that has just been asked to close a full idle period to do so
+    /// before the watchdog closes it outright.
+    pub fn restart_idle_clock(&self) {
+        self.touch();
     }
 
     /// Notes bytes read from the client: the first bytes of a new request head start the
@@ -92,32 +118,54 @@ impl Activity {
         if self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_started.load(Ordering::Relaxed) == 0
         {
-            self.head_started
-                .store(self.now_ms() + 1, Ordering::Relaxed);
-            self.head_arriving.notify_one();
+            let now = self.now_ms();
+            self.head_started.store(now + 1, Ordering::Relaxed);
+            self.deadline_at(now.saturating_add(millis(self.header_read_timeout)));
+        }
+    }
+
+    /// Notes a write to the client that has to wait for socket space.
+    pub fn write_blocked(&self) {
+        if self.write_blocked.load(Ordering::Relaxed) == 0 {
+            let now = self.now_ms();
+            self.write_blocked.store(now + 1, Ordering::Relaxed);
+            self.deadline_at(now.saturating_add(millis(self.idle_timeout)));
+        }
+    }
+
+    /// Notes a write to the client that went through.
+    pub fn write_progressed(&self) {
+        if self.write_blocked.load(Ordering::Relaxed) != 0 {
+            self.write_blocked.store(0, Ordering::Relaxed);
         }
     }
 
     /// How long until the connection expires, or why it has.
     pub fn expires_in(&self) -> Result<Duration, Expiry> {
-        let (idle, header_read) = (self.idle_timeout, self.header_read_timeout);
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Ok(idle.min(header_read));
-        }
         let now = self.now_ms();
-        let idle_at = self.last_ms.load(Ordering::Relaxed) + idle.as_millis() as u64;
-        let mut wait = idle_at
-            .checked_sub(now)
-            .filter(|&w| w > 0)
-            .ok_or(Expiry::Idle)?;
+        let until = |started_plus_one: u64, timeout: Duration, expiry: Expiry| {
+            let deadline = (started_plus_one - 1).saturating_add(millis(timeout));
+            deadline.checked_sub(now).filter(|&w| w > 0).ok_or(expiry)
+        };
+        let mut wait = millis(self.idle_timeout.min(self.header_read_timeout));
+        let blocked = self.write_blocked.load(Ordering::Relaxed);
+        if blocked > 0 {
+            wait = wait.min(until(blocked, self.idle_timeout, Expiry::WriteStalled)?);
+        }
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Ok(Duration::from_millis(wait));
+        }
         let head_started = self.head_started.load(Ordering::Relaxed);
         if head_started > 0 && !self.http2.load(Ordering::Relaxed) {
-            let read_by = head_started - 1 + header_read.as_millis() as u64;
-            let head_wait = read_by
-                .checked_sub(now)
-                .filter(|&w| w > 0)
-                .ok_or(Expiry::HeaderRead)?;
-            wait = wait.min(head_wait);
+            // A head is arriving: its own clock governs, not idleness.
+            wait = wait.min(until(
+                head_started,
+                self.header_read_timeout,
+                Expiry::HeaderRead,
+            )?);
+        } else {
+            let last = self.last_ms.load(Ordering::Relaxed) + 1;
+            wait = wait.min(until(last, self.idle_timeout, Expiry::Idle)?);
         }
         Ok(Duration::from_millis(wait))
     }
@@ -134,17 +182,16 @@ impl Drop for RequestActivity {
     }
 }
 
-/// Resolves when the connection has been idle for its idle timeout, or has spent longer
-/// than its header-read timeout receiving a request head.
+/// Resolves when the connection has expired (see the module docs), with the reason.
 pub async fn expired(activity: &Activity) -> Expiry {
     loop {
         match activity.expires_in() {
             Ok(wait) => {
-                let wakes = activity.now_ms() + wait.as_millis() as u64;
+                let wakes = activity.now_ms().saturating_add(millis(wait));
                 activity.watchdog_wakes.store(wakes, Ordering::Relaxed);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = activity.head_arriving.notified() => {}
+                    () = activity.wake.notified() => {}
                 }
             }
             Err(expiry) => return expiry,
@@ -175,7 +222,9 @@ mod tests {
         assert!(activity.expires_in().is_ok());
         drop(request);
         // The idle clock restarts at the end of the request.
-        assert_eq!(activity.expires_in(), Ok(IDLE));
+        let started = Instant::now();
+        assert_eq!(expired(&activity).await, Expiry::Idle);
+        assert!(started.elapsed() >= IDLE);
     }
 
     #[tokio::test(start_paused = true)]
@@ -185,6 +234,18 @@ mod tests {
         let started = Instant::now();
         assert_eq!(expired(&activity).await, Expiry::HeaderRead);
         assert!(started.elapsed() >= HEAD && started.elapsed() < IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_arriving_is_timed_by_the_header_clock_even_past_a_shorter_idle_timeout() {
+        let activity = Activity::new(Duration::from_secs(1), Duration::from_secs(3));
+        activity.bytes_read(b"G");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            activity.expires_in().is_ok(),
+            "not idle: a head is arriving"
+        );
+        assert_eq!(expired(&activity).await, Expiry::HeaderRead);
     }
 
     #[tokio::test(start_paused = true)]
@@ -204,5 +265,39 @@ mod tests {
         activity.bytes_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(activity.expires_in().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_stalls_out_even_with_a_request_in_flight() {
+        let activity = Activity::new(IDLE, HEAD);
+        let _request = activity.start_request();
+        activity.write_blocked();
+        let started = Instant::now();
+        assert_eq!(expired(&activity).await, Expiry::WriteStalled);
+        assert!(started.elapsed() >= IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn write_progress_resets_the_stall_clock() {
+        let activity = Activity::new(IDLE, HEAD);
+        let _request = activity.start_request();
+        activity.write_blocked();
+        tokio::time::advance(IDLE - Duration::from_secs(1)).await;
+        activity.write_progressed();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(activity.expires_in().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_head_wakes_a_watchdog_sleeping_longer() {
+        let activity = Activity::new(IDLE, HEAD);
+        let watchdog = tokio::spawn({
+            let activity = activity.clone();
+            async move { expired(&activity).await }
+        });
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.bytes_read(b"GET");
+        tokio::time::advance(HEAD).await;
+        assert_eq!(watchdog.await.unwrap(), Expiry::HeaderRead);
     }
 }

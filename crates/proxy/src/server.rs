@@ -108,21 +108,25 @@ async fn serve(
                 }
                 return;
             }
-            expiry = activity::expired(&activity), if !closing => {
-                tracing::debug!(?expiry, client = %client, "closing client connection");
-                if expiry == Expiry::HeaderRead {
-                    // A client trickling its request head gets no graceful goodbye.
+            expiry = activity::expired(&activity) => {
+                tracing::debug!(?expiry, client = %client, closing, "client connection expired");
+                if closing || expiry != Expiry::Idle {
+                    // A slow head, a client that stopped reading, or a connection still idle
+                    // a full idle period after being asked to close: no more waiting.
                     return;
                 }
                 closing = true;
+                activity.restart_idle_clock();
                 served.as_mut().graceful_shutdown();
             }
             _ = raised(&mut proxy_drain), if !closing => {
                 closing = true;
+                activity.restart_idle_clock();
                 served.as_mut().graceful_shutdown();
             }
             _ = raised(&mut listener_stop), if !closing => {
                 closing = true;
+                activity.restart_idle_clock();
                 served.as_mut().graceful_shutdown();
             }
         }

@@ -1,6 +1,7 @@
-//! A client socket that reports what it reads to the connection's [`Activity`], so the
-//! watchdog can time request heads (hyper's own header timer also runs between keep-alive
-//! requests, which would turn it into a short keep-alive timeout).
+//! A client socket that reports what it reads and whether its writes go through to the
+//! connection's [`Activity`], so the watchdog can time request heads (hyper's own header timer
+//! also runs between keep-alive requests, which would turn it into a short keep-alive timeout)
+//! and notice a client that stops reading.
 
 use std::io;
 use std::pin::Pin;
@@ -43,13 +44,24 @@ impl<S: AsyncRead> AsyncRead for Watched<S> {
     }
 }
 
+/// Tells the activity whether the client is taking our writes.
+fn report_write(activity: &Activity, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    match &polled {
+        Poll::Pending => activity.write_blocked(),
+        Poll::Ready(Ok(_)) => activity.write_progressed(),
+        Poll::Ready(Err(_)) => {}
+    }
+    polled
+}
+
 impl<S: AsyncWrite> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, data)
+        let this = self.project();
+        report_write(this.activity, this.inner.poll_write(cx, data))
     }
 
     fn poll_write_vectored(
@@ -57,7 +69,8 @@ impl<S: AsyncWrite> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        report_write(this.activity, this.inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -151,3 +151,73 @@ async fn keep_alive_connections_outlive_the_header_read_timeout() {
     }
     assert_eq!(app.requests_served(), 2);
 }
+
+#[tokio::test]
+async fn a_half_sent_head_does_not_hold_up_a_shutdown() {
+    let app = upstream("app").await;
+    let (proxy, address) = proxy_with(&app, "60s", "300ms").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    assert!(proxy.shutdown(Duration::from_secs(20)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed at the header-read timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_head_is_cut_even_when_the_idle_timeout_is_shorter() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_with(&app, "300ms", "1s").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    // One byte every 100 ms: never silent for the idle timeout, never a complete head.
+    for byte in b"GET /a-very-long-path-that-never-ends-"
+        .iter()
+        .cycle()
+        .take(100)
+    {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cut, "the trickling client was never disconnected");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(app.requests_served(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_and_frees_the_endpoint() {
+    let app = upstream("app").await;
+    let yaml = one_cluster(
+        &[app.local_addr()],
+        &["request_timeout: 0s"],
+        &["idle_timeout: 500ms"],
+    );
+    let (proxy, address) = proxy(&yaml).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /bytes?n=1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the proxy's socket to us fills up and its writes stall.
+    let mut freed = false;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let endpoint = &proxy.current().cluster_status()[0].endpoints[0];
+        if endpoint.requests == 1 && endpoint.in_flight == 0 && proxy.open_connections() == 0 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(
+        freed,
+        "the stalled exchange still holds the endpoint or the connection"
+    );
+    drop(stream);
+}
