@@ -39,10 +39,20 @@ impl Duration {
                 "duration {trimmed:?} has no unit (write e.g. \"{trimmed}s\" or \"{trimmed}ms\")"
             ));
         }
-        humantime::parse_duration(trimmed).map(Self).map_err(|e| {
+        let parsed = humantime::parse_duration(trimmed).map_err(|e| {
             format!("invalid duration {text:?}: {e} (write e.g. \"250ms\", \"2s\", \"1m30s\")")
-        })
+        })?;
+        if parsed > Self::MAX.0 {
+            return Err(format!(
+                "duration {trimmed:?} is longer than the longest allowed, 365d (use 0s where a limit can be turned off)"
+            ));
+        }
+        Ok(Self(parsed))
     }
+
+    /// The longest duration a config may give: a year. Anything longer is a typo, and the
+    /// clock arithmetic of timers need not worry about overflow below it.
+    pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 }
 
 impl fmt::Display for Duration {
@@ -100,6 +110,13 @@ mod tests {
         assert_eq!(Duration::parse("2sec"), Ok(Duration::from_secs(2)));
         assert_eq!(Duration::parse("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(Duration::parse("1w"), Ok(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn absurdly_long_durations_are_rejected() {
+        assert_eq!(Duration::parse("365d"), Ok(Duration::MAX));
+        let err = Duration::parse("500000000000y").unwrap_err();
+        assert!(err.contains("365d"), "{err}");
     }
 
     #[test]

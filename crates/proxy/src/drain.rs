@@ -64,6 +64,12 @@ impl Drain {
         *self.inner.signal.borrow()
     }
 
+    /// Resolves once draining has begun.
+    pub async fn begun(&self) {
+        let mut signal = self.signal();
+        let _ = signal.wait_for(|draining| *draining).await;
+    }
+
     /// Waits until everything tracked has closed or `timeout` passes; true if all closed.
     pub async fn wait(&self, timeout: Duration) -> bool {
         let closed = async {

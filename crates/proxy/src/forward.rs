@@ -87,7 +87,8 @@ impl Forward {
         // into the body wrapper to bound the rest.
         let mut deadline = self
             .timeout
-            .map(|t| Box::pin(tokio::time::sleep_until(Instant::now() + t)));
+            .and_then(|t| Instant::now().checked_add(t))
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         let sent = self.cluster.client().request(request);
         let outcome = match deadline.as_mut() {
             Some(deadline) => tokio::select! {
@@ -102,7 +103,7 @@ impl Forward {
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching && let Some(downstream) = downstream_upgrade {
             let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(downstream, upstream, self.tunnels.track()));
+            tokio::spawn(tunnel(downstream, upstream, self.tunnels.clone()));
         }
         let version = response.version();
         headers::remove_hop_by_hop(response.headers_mut(), switching);
@@ -143,12 +144,15 @@ impl Forward {
     }
 }
 
-/// Copies bytes both ways between the client and the upstream after a 101 answer.
+/// Copies bytes both ways between the client and the upstream after a 101 answer, until
+/// either side closes or the proxy starts draining (an upgraded connection has no request
+/// boundary to finish at, and would otherwise hold the drain for its whole timeout).
 async fn tunnel(
     downstream: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    _open: crate::drain::Open,
+    drain: Drain,
 ) {
+    let _open = drain.track();
     let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
         Ok(pair) => pair,
         Err(error) => {
@@ -158,8 +162,13 @@ async fn tunnel(
     };
     let mut downstream = TokioIo::new(downstream);
     let mut upstream = TokioIo::new(upstream);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-        tracing::debug!(%error, "upgraded connection ended with an error");
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => {
+            if let Err(error) = copied {
+                tracing::debug!(%error, "upgraded connection ended with an error");
+            }
+        }
+        () = drain.begun() => tracing::debug!("closing an upgraded connection: draining"),
     }
 }
 

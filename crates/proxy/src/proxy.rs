@@ -114,6 +114,11 @@ impl Proxy {
             return Err("the proxy is shutting down".to_owned());
         }
         let mut handles = self.inner.listeners.lock().await;
+        // Checked again under the lock: a shutdown may have emptied the listeners meanwhile,
+        // and this reload must not bind them again.
+        if self.inner.drain.is_draining() {
+            return Err("the proxy is shutting down".to_owned());
+        }
         let previous = self.current();
         let next = Runtime::compile(loaded, Some(&previous), &self.inner.drain).await?;
 

@@ -221,3 +221,33 @@ async fn a_client_that_stops_reading_is_disconnected_and_frees_the_endpoint() {
     );
     drop(stream);
 }
+
+#[tokio::test]
+async fn an_upgraded_connection_is_closed_when_draining_begins() {
+    let app = upstream("app").await;
+    let (proxy, address) = proxy_with(&app, "60s", "10s").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    stream.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    stream.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+
+    let started = std::time::Instant::now();
+    assert!(proxy.shutdown(Duration::from_secs(20)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the tunnel did not hold the drain"
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "tunnel closed: {closed:?}"
+    );
+}

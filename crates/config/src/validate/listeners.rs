@@ -33,8 +33,14 @@ pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
         match parse_listen_address(&listener.address) {
             Err(e) => found.push(Finding::parse_error(address_path, &who, &e)),
             Ok(address) => {
-                if let Some((other, other_who, other_path)) =
-                    bound.iter().find(|(b, ..)| overlaps(*b, address))
+                // The proxy tells listeners apart by their configured address, so even two
+                // "any free port" listeners on one IP would be taken for one.
+                let same_listener = |b: &SocketAddr, who: &String| {
+                    address.port() == 0 && *b == address && who.starts_with("listener")
+                };
+                if let Some((other, other_who, other_path)) = bound
+                    .iter()
+                    .find(|(b, who, _)| overlaps(*b, address) || same_listener(b, who))
                 {
                     found.push(
                         Finding::new(
@@ -90,6 +96,17 @@ mod tests {
         assert!(overlaps(addr("127.0.0.1:80"), addr("127.0.0.1:80")));
         assert!(overlaps(addr("0.0.0.0:80"), addr("127.0.0.1:80")));
         assert!(overlaps(addr("[::1]:80"), addr("[::]:80")));
+    }
+
+    #[test]
+    fn two_listeners_on_the_same_port_zero_address_are_rejected() {
+        let yaml = "listeners:\n  - name: a\n    address: 127.0.0.1:0\n  - name: b\n    address: 127.0.0.1:0\n  - name: c\n    address: 127.0.0.2:0\n";
+        let err = crate::load_str(yaml, "t.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("t.yaml:5:14: listener \"b\" cannot listen on 127.0.0.1:0"),
+            "{err}"
+        );
+        assert!(!err.contains("listener \"c\""), "{err}");
     }
 
     #[test]
