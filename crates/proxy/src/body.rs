@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -66,6 +66,47 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
             && let Some(data) = frame.data_ref()
         {
             this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Raises a flag once the body has been read to its end.
+    pub struct Finished<B> {
+        #[pin]
+        inner: B,
+        done: Arc<AtomicBool>,
+    }
+}
+
+impl<B> Finished<B> {
+    /// Wraps `inner`, setting `done` when it ends.
+    pub fn new(inner: B, done: Arc<AtomicBool>) -> Self {
+        Self { inner, done }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for Finished<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if frame.is_none() || this.inner.is_end_stream() {
+            this.done.store(true, Ordering::Relaxed);
         }
         Poll::Ready(frame)
     }

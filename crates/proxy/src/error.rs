@@ -40,6 +40,8 @@ pub enum ErrorKind {
     /// The client went away (or broke its request body) before the exchange completed; the
     /// upstream is not to blame.
     ClientAborted,
+    /// The client was still sending its request body when the request timeout passed.
+    ClientTimeout,
 }
 
 impl ErrorKind {
@@ -54,6 +56,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             // nginx's "client closed request": rarely seen by the client, familiar in logs.
             ErrorKind::ClientAborted => {
                 StatusCode::from_u16(499).expect("499 is within the valid status range")
@@ -75,6 +78,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::Draining => "draining",
             ErrorKind::ClientAborted => "client-aborted",
+            ErrorKind::ClientTimeout => "client-timeout",
         }
     }
 
@@ -146,6 +150,7 @@ impl ProxyError {
         !matches!(
             self.kind,
             ErrorKind::ClientAborted
+                | ErrorKind::ClientTimeout
                 | ErrorKind::NoRoute
                 | ErrorKind::BadRequest
                 | ErrorKind::Draining

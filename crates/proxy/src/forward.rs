@@ -8,19 +8,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::HOST;
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tower::Service;
 
 use watertight_config::UpstreamProtocol;
 
-use crate::body::{Deadline, ProxyBody, boxed};
+use crate::body::{Deadline, Finished, ProxyBody, boxed, empty};
 use crate::cluster::{Cluster, InFlight};
 use crate::drain::Drain;
 use crate::error::{ErrorKind, ProxyError};
@@ -82,6 +84,14 @@ impl Forward {
         let downstream_upgrade = headers::is_upgrade_request(request.headers())
             .then(|| hyper::upgrade::on(&mut request));
         self.aim(&mut request, &slot)?;
+        // Whether the client has finished sending its body, to tell a slow client from a
+        // slow upstream when the deadline passes.
+        let body_sent = (!request.body().is_end_stream()).then(|| {
+            let sent = Arc::new(AtomicBool::new(false));
+            let body = std::mem::replace(request.body_mut(), empty());
+            *request.body_mut() = boxed(Finished::new(body, sent.clone()));
+            sent
+        });
 
         // One timer for the whole exchange: it bounds the wait for the head here, then moves
         // into the body wrapper to bound the rest.
@@ -94,7 +104,13 @@ impl Forward {
             Some(deadline) => tokio::select! {
                 biased;
                 outcome = sent => outcome,
-                () = deadline.as_mut() => return Err(fail(ProxyError::new(ErrorKind::UpstreamTimeout))),
+                () = deadline.as_mut() => {
+                    return Err(if body_sent.is_some_and(|sent| !sent.load(Ordering::Relaxed)) {
+                        ProxyError::new(ErrorKind::ClientTimeout).at_endpoint(&endpoint.address)
+                    } else {
+                        fail(ProxyError::new(ErrorKind::UpstreamTimeout))
+                    });
+                }
             },
             None => sent.await,
         };
@@ -133,6 +149,11 @@ impl Forward {
             .build()
             .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
         *request.uri_mut() = uri;
+        if request.version() == Version::HTTP_2
+            && self.cluster.protocol() == UpstreamProtocol::Http1
+        {
+            headers::join_cookies(request.headers_mut());
+        }
         *request.version_mut() = match self.cluster.protocol() {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::Http2 => Version::HTTP_2,

@@ -17,6 +17,23 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// Joins the separate `cookie` fields an HTTP/2 client may send into the single field an
+/// HTTP/1.1 server expects (RFC 9113 §8.2.3: joined with "; ").
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// The protocol token this proxy puts in `Via`.
 const VIA_PSEUDONYM: &str = "watertight";
 
@@ -165,6 +182,21 @@ mod tests {
         remove_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-end-to-end"]);
+    }
+
+    #[test]
+    fn separate_cookie_fields_are_joined_for_http1() {
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")]);
+        join_cookies(&mut h);
+        let cookies: Vec<&str> = h
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(cookies, vec!["a=1; b=2; c=3"]);
+        let mut single = map(&[("cookie", "a=1; b=2")]);
+        join_cookies(&mut single);
+        assert_eq!(single.get("cookie").unwrap(), "a=1; b=2");
     }
 
     #[test]

@@ -135,3 +135,26 @@ async fn failures_are_counted_on_the_endpoint() {
     assert_eq!(status[0].endpoints[0].failures, 3);
     assert_eq!(status[0].endpoints[0].in_flight, 0);
 }
+
+#[tokio::test]
+async fn a_client_too_slow_with_its_body_gets_408_and_the_upstream_is_not_blamed() {
+    let app = upstream("app").await;
+    let (proxy, address) = proxy_to(app.local_addr(), &["request_timeout: 300ms"]).await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut head))
+        .await
+        .expect("answered at the request timeout")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(
+        head.contains("x-watertight-reason: client-timeout"),
+        "{head}"
+    );
+    assert_eq!(proxy.current().cluster_status()[0].endpoints[0].failures, 0);
+}

@@ -49,3 +49,22 @@ async fn many_concurrent_http2_streams_share_the_proxy() {
     assert!(answers.iter().all(|a| a.status == StatusCode::OK));
     assert_eq!(app.requests_served(), 50);
 }
+
+#[tokio::test]
+async fn http2_cookie_fields_reach_an_http1_upstream_as_one() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http1"]).await;
+    let answer = get(
+        &h2(),
+        address,
+        "/echo",
+        &[("cookie", "a=1"), ("cookie", "b=2")],
+    )
+    .await;
+    let cookies: Vec<String> = echoed_headers(&answer)
+        .into_iter()
+        .filter(|(n, _)| n == "cookie")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(cookies, vec!["a=1; b=2".to_owned()]);
+}
