@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
-use http::uri::Authority;
+use http::Uri;
+use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -20,6 +21,7 @@ use watertight_balance::{LeastRequest, WeightedRoundRobin};
 use watertight_config as config;
 
 use crate::body::ProxyBody;
+use crate::connector::EndpointConnector;
 
 /// One upstream endpoint and what is known about it right now.
 #[derive(Debug)]
@@ -33,15 +35,24 @@ pub struct Endpoint {
     in_flight: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// Keep-alive pool to this endpoint alone.
+    client: UpstreamClient,
 }
 
 impl Endpoint {
-    fn new(config: &config::Endpoint) -> Result<Self, String> {
+    fn new(config: &config::Endpoint, cluster: &config::Cluster) -> Result<Self, String> {
         let authority = config
             .address
             .parse::<Authority>()
             .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
+        let target = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
         Ok(Self {
+            client: build_client(cluster, target),
             address: config.address.as_str().into(),
             authority,
             weight: config.weight,
@@ -54,6 +65,11 @@ impl Endpoint {
     /// Requests currently in flight to this endpoint.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The pooled client that sends to this endpoint.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.client
     }
 
     /// Records a failed exchange (connect error, reset, timeout) with this endpoint.
@@ -90,8 +106,8 @@ enum Picker {
     LeastRequest(LeastRequest),
 }
 
-/// The HTTP client type shared by a cluster's requests.
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+/// The HTTP client of one endpoint.
+pub type UpstreamClient = Client<EndpointConnector, ProxyBody>;
 
 /// A cluster at run time.
 pub struct Cluster {
@@ -99,7 +115,6 @@ pub struct Cluster {
     endpoints: Vec<Arc<Endpoint>>,
     picker: Picker,
     turn: AtomicUsize,
-    client: UpstreamClient,
     host_rewrite: Option<HeaderValue>,
 }
 
@@ -109,7 +124,7 @@ impl Cluster {
         let endpoints = config
             .endpoints
             .iter()
-            .map(|e| Endpoint::new(e).map(Arc::new))
+            .map(|e| Endpoint::new(e, config).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
         let picker = match config.balancer {
@@ -127,7 +142,6 @@ impl Cluster {
             endpoints,
             picker,
             turn: AtomicUsize::new(0),
-            client: build_client(config),
             host_rewrite,
         })
     }
@@ -155,11 +169,6 @@ impl Cluster {
     /// The cluster's default whole-exchange timeout (`None`: no limit).
     pub fn request_timeout(&self) -> Option<Duration> {
         self.config.request_timeout.non_zero()
-    }
-
-    /// The pooled client for this cluster's endpoints.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.client
     }
 
     /// Picks an endpoint for the next request and takes an in-flight slot on it.
@@ -198,7 +207,7 @@ impl Cluster {
     }
 }
 
-fn build_client(config: &config::Cluster) -> UpstreamClient {
+fn build_client(config: &config::Cluster, target: Uri) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(config.connect_timeout.get()));
@@ -210,7 +219,7 @@ fn build_client(config: &config::Cluster) -> UpstreamClient {
         .pool_idle_timeout(config.pool.idle_timeout.get())
         .pool_max_idle_per_host(config.pool.max_idle_per_endpoint)
         .http2_only(config.protocol == config::UpstreamProtocol::Http2);
-    builder.build(connector)
+    builder.build(EndpointConnector::new(connector, target))
 }
 
 /// What `GET /clusters` shows for one cluster.

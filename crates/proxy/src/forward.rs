@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::HOST;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
@@ -99,7 +99,7 @@ impl Forward {
             .timeout
             .and_then(|t| Instant::now().checked_add(t))
             .map(|at| Box::pin(tokio::time::sleep_until(at)));
-        let sent = self.cluster.client().request(request);
+        let sent = endpoint.client().request(request);
         let outcome = match deadline.as_mut() {
             Some(deadline) => tokio::select! {
                 biased;
@@ -136,31 +136,44 @@ impl Forward {
     }
 
     /// Points the request at the chosen endpoint, in the cluster's HTTP version.
+    ///
+    /// HTTP/1.1: the URI names the endpoint (the request line carries only the path) and
+    /// `Host` says which site. HTTP/2: the URI's authority becomes `:authority`, so it carries
+    /// the site (the rewrite, or the client's host) and `Host` is dropped; the endpoint's
+    /// connector dials the endpoint whatever the URI says.
     fn aim(&self, request: &mut Request<ProxyBody>, slot: &InFlight) -> Result<(), ProxyError> {
         let path = request
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(slot.endpoint().authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
-        *request.uri_mut() = uri;
-        if request.version() == Version::HTTP_2
-            && self.cluster.protocol() == UpstreamProtocol::Http1
-        {
-            headers::join_cookies(request.headers_mut());
-        }
-        *request.version_mut() = match self.cluster.protocol() {
-            UpstreamProtocol::Http1 => Version::HTTP_11,
-            UpstreamProtocol::Http2 => Version::HTTP_2,
-        };
         if let Some(host) = self.cluster.host_rewrite() {
             request.headers_mut().insert(HOST, host.clone());
         }
+        let endpoint = &slot.endpoint().authority;
+        let (authority, version) = match self.cluster.protocol() {
+            UpstreamProtocol::Http1 => {
+                if request.version() == Version::HTTP_2 {
+                    headers::join_cookies(request.headers_mut());
+                }
+                (endpoint.clone(), Version::HTTP_11)
+            }
+            UpstreamProtocol::Http2 => {
+                let site = request
+                    .headers_mut()
+                    .remove(HOST)
+                    .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+                    .unwrap_or_else(|| endpoint.clone());
+                (site, Version::HTTP_2)
+            }
+        };
+        *request.uri_mut() = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
+        *request.version_mut() = version;
         Ok(())
     }
 }

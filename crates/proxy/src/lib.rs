@@ -25,6 +25,7 @@ pub mod access_log;
 mod activity;
 pub mod body;
 pub mod cluster;
+mod connector;
 mod drain;
 pub mod edge;
 pub mod error;

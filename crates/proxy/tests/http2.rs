@@ -17,6 +17,32 @@ async fn http2_client_to_http2_upstream() {
 }
 
 #[tokio::test]
+async fn http2_upstreams_get_the_site_as_authority_and_no_conflicting_host() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http2"]).await;
+    let answer = get(&h1(), address, "/echo", &[("host", "shop.example")]).await;
+    assert_eq!(answer.json()["authority"], "shop.example");
+    assert_eq!(echoed(&answer, "host"), None);
+
+    let (_proxy, address) = proxy_to(
+        app.local_addr(),
+        &["protocol: http2", "host_rewrite: internal.example"],
+    )
+    .await;
+    let answer = get(&h1(), address, "/echo", &[("host", "shop.example")]).await;
+    assert_eq!(answer.json()["authority"], "internal.example");
+    assert_eq!(
+        echoed(&answer, "x-forwarded-host").as_deref(),
+        Some("shop.example")
+    );
+    assert_eq!(
+        app.connections_accepted(),
+        2,
+        "one pooled connection per proxy, whatever the host"
+    );
+}
+
+#[tokio::test]
 async fn http2_client_to_http1_upstream_carries_the_authority_as_host() {
     let app = upstream("app").await;
     let (_proxy, address) = proxy_to(app.local_addr(), &["protocol: http1"]).await;

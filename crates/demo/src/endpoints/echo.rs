@@ -34,6 +34,8 @@ pub(crate) async fn respond(replica: &Replica, request: Request<Incoming>) -> De
             "method": parts.method.as_str(),
             "path": parts.uri.path(),
             "query": parts.uri.query(),
+            // HTTP/2's :authority (absent for HTTP/1.1 requests in origin form).
+            "authority": parts.uri.authority().map(|a| a.as_str()),
             "version": format!("{:?}", parts.version),
             "headers": headers,
             "body_bytes": body_bytes,
