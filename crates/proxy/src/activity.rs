@@ -147,7 +147,10 @@ impl Activity {
             let deadline = (started_plus_one - 1).saturating_add(millis(timeout));
             deadline.checked_sub(now).filter(|&w| w > 0).ok_or(expiry)
         };
-        let mut wait = millis(self.idle_timeout.min(self.header_read_timeout));
+        // Deadlines that can come sooner (a head arriving, a write blocking) wake the watchdog
+        // when they start, and the others only ever move later, so sleeping until the idle
+        // deadline never oversleeps one.
+        let mut wait = millis(self.idle_timeout);
         let blocked = self.write_blocked.load(Ordering::Relaxed);
         if blocked > 0 {
             wait = wait.min(until(blocked, self.idle_timeout, Expiry::WriteStalled)?);
