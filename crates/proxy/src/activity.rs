@@ -147,10 +147,11 @@ impl Activity {
             let deadline = (started_plus_one - 1).saturating_add(millis(timeout));
             deadline.checked_sub(now).filter(|&w| w > 0).ok_or(expiry)
         };
-        // Deadlines that can come sooner (a head arriving, a write blocking) wake the watchdog
-        // when they start, and the others only ever move later, so sleeping until the idle
-        // deadline never oversleeps one.
-        let mut wait = millis(self.idle_timeout);
+        // Look at least every min(idle, header-read) period: then a head starting (due a
+        // header-read period later) or a write blocking (due an idle period later) never falls
+        // before the next look, and the hot path never has to wake the watchdog. A deadline
+        // that does fall earlier wakes it (`deadline_at`).
+        let mut wait = millis(self.idle_timeout.min(self.header_read_timeout));
         let blocked = self.write_blocked.load(Ordering::Relaxed);
         if blocked > 0 {
             wait = wait.min(until(blocked, self.idle_timeout, Expiry::WriteStalled)?);
