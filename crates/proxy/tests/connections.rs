@@ -73,14 +73,9 @@ async fn shutdown_lets_in_flight_requests_finish() {
 async fn shutdown_closes_idle_keep_alive_connections_at_once() {
     let app = upstream("app").await;
     let (proxy, address) = proxy_with(&app, "60s", "10s").await;
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let (mut stream, head) = raw_exchange(address, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let mut buf = vec![0u8; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // The connection is idle (kept alive); shutdown must not wait the 60 s idle timeout for it.
     assert!(proxy.shutdown(Duration::from_secs(10)).await);
     let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
@@ -226,14 +221,13 @@ async fn a_client_that_stops_reading_is_disconnected_and_frees_the_endpoint() {
 async fn an_upgraded_connection_is_closed_when_draining_begins() {
     let app = upstream("app").await;
     let (proxy, address) = proxy_with(&app, "60s", "10s").await;
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        .await
-        .unwrap();
+    let (mut stream, head) = raw_exchange(
+        address,
+        b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut buf = vec![0u8; 1024];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
     stream.write_all(b"ping").await.unwrap();
     let mut echoed = [0u8; 4];
     stream.read_exact(&mut echoed).await.unwrap();

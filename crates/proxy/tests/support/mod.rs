@@ -154,3 +154,14 @@ pub fn one_cluster(endpoints: &[SocketAddr], cluster: &[&str], listener: &[&str]
 pub async fn proxy_to(endpoint: SocketAddr, cluster: &[&str]) -> (Proxy, SocketAddr) {
     proxy(&one_cluster(&[endpoint], cluster, &[])).await
 }
+
+/// Opens a raw TCP connection to `address`, writes `request` and reads the first chunk of the
+/// answer: the stream, to go on with, and that chunk as text.
+pub async fn raw_exchange(address: SocketAddr, request: &[u8]) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
+}
