@@ -27,6 +27,19 @@ pub struct Loaded {
     pub version: String,
 }
 
+impl Loaded {
+    /// Validates a config built or changed in code (quick mode, the demo's overrides) and
+    /// versions it, as `load_str` does for a file.
+    pub fn from_config(config: Config) -> Result<Loaded, Diagnostics> {
+        let problems = validate(&config);
+        if !problems.is_empty() {
+            return Err(Diagnostics(problems));
+        }
+        let version = version_of(&config);
+        Ok(Loaded { config, version })
+    }
+}
+
 /// Reads, parses and validates a config file.
 pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
     let name = path.display().to_string();

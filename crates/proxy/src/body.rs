@@ -36,66 +36,50 @@ pub fn empty() -> ProxyBody {
     boxed(http_body_util::Empty::<Bytes>::new())
 }
 
-pin_project_lite::pin_project! {
-    /// Adds the length of every data frame that passes through to a shared counter.
-    pub struct Counted<B> {
-        #[pin]
-        inner: B,
-        counter: Arc<AtomicU64>,
+/// Something that watches a body stream by: its data frames and its end.
+pub trait Observer {
+    /// A data frame of `len` bytes passed.
+    fn data(&mut self, _len: usize) {}
+    /// The body ended (its last frame passed, or it reported end of stream).
+    fn end(&mut self) {}
+}
+
+/// Adds every data frame's length to a shared counter.
+pub struct ByteCount(pub Arc<AtomicU64>);
+
+impl Observer for ByteCount {
+    fn data(&mut self, len: usize) {
+        self.0.fetch_add(len as u64, Ordering::Relaxed);
     }
 }
 
-impl<B> Counted<B> {
-    /// Wraps `inner`, adding to `counter`.
-    pub fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
-        Self { inner, counter }
-    }
-}
+/// Raises a shared flag when the body ends.
+pub struct EndFlag(pub Arc<AtomicBool>);
 
-impl<B: Body<Data = Bytes>> Body for Counted<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl Observer for EndFlag {
+    fn end(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
 pin_project_lite::pin_project! {
-    /// Raises a flag once the body has been read to its end.
-    pub struct Finished<B> {
+    /// A body passed through unchanged, shown to an [`Observer`] on the way (which may also
+    /// just be something to keep alive until the body is dropped).
+    pub struct Observed<B, O> {
         #[pin]
         inner: B,
-        done: Arc<AtomicBool>,
+        observer: O,
     }
 }
 
-impl<B> Finished<B> {
-    /// Wraps `inner`, setting `done` when it ends.
-    pub fn new(inner: B, done: Arc<AtomicBool>) -> Self {
-        Self { inner, done }
+impl<B, O> Observed<B, O> {
+    /// Wraps `inner`, showing it to `observer`.
+    pub fn new(inner: B, observer: O) -> Self {
+        Self { inner, observer }
     }
 }
 
-impl<B: Body<Data = Bytes>> Body for Finished<B> {
+impl<B: Body<Data = Bytes>, O: Observer> Body for Observed<B, O> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -105,8 +89,14 @@ impl<B: Body<Data = Bytes>> Body for Finished<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.observer.data(data.len());
+        }
+        // A reader may stop at `is_end_stream` without polling for the final `None`.
         if frame.is_none() || this.inner.is_end_stream() {
-            this.done.store(true, Ordering::Relaxed);
+            this.observer.end();
         }
         Poll::Ready(frame)
     }
@@ -177,9 +167,9 @@ mod tests {
     #[tokio::test]
     async fn counted_adds_every_data_frame() {
         let counter = Arc::new(AtomicU64::new(0));
-        let body = Counted::new(
+        let body = Observed::new(
             http_body_util::Full::new(Bytes::from_static(b"hello")),
-            counter.clone(),
+            ByteCount(counter.clone()),
         );
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(collected.len(), 5);

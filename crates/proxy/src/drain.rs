@@ -66,8 +66,7 @@ impl Drain {
 
     /// Resolves once draining has begun.
     pub async fn begun(&self) {
-        let mut signal = self.signal();
-        let _ = signal.wait_for(|draining| *draining).await;
+        raised(&mut self.signal()).await;
     }
 
     /// Waits until everything tracked has closed or `timeout` passes; true if all closed.
@@ -83,6 +82,11 @@ impl Drain {
         };
         tokio::time::timeout(timeout, closed).await.is_ok()
     }
+}
+
+/// Resolves once a stop flag is (or already was) set, or its sender is gone.
+pub(crate) async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
 }
 
 /// One open connection or tunnel.

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::access_log::{self, Entry};
 use crate::activity::Activity;
-use crate::body::{Counted, ProxyBody, boxed, full};
+use crate::body::{ByteCount, Observed, ProxyBody, boxed, full};
 use crate::error::{ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::forward::ServedBy;
@@ -57,7 +57,7 @@ pub async fn handle(
     let request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));
         match &bytes_in {
-            Some(counter) => boxed(Counted::new(body, counter.clone())),
+            Some(counter) => boxed(Observed::new(body, ByteCount(counter.clone()))),
             None => boxed(body),
         }
     });

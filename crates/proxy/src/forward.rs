@@ -22,7 +22,7 @@ use tower::Service;
 
 use watertight_config::UpstreamProtocol;
 
-use crate::body::{Deadline, Finished, ProxyBody, boxed, empty};
+use crate::body::{Deadline, EndFlag, Observed, Observer, ProxyBody, boxed, empty};
 use crate::cluster::{Cluster, InFlight};
 use crate::drain::Drain;
 use crate::error::{ErrorKind, ProxyError};
@@ -89,7 +89,7 @@ impl Forward {
         let body_sent = (!request.body().is_end_stream()).then(|| {
             let sent = Arc::new(AtomicBool::new(false));
             let body = std::mem::replace(request.body_mut(), empty());
-            *request.body_mut() = boxed(Finished::new(body, sent.clone()));
+            *request.body_mut() = boxed(Observed::new(body, EndFlag(sent.clone())));
             sent
         });
 
@@ -127,7 +127,7 @@ impl Forward {
         response.extensions_mut().insert(served_by);
 
         Ok(response.map(|body| {
-            let body = Held::new(body, slot);
+            let body = Observed::new(body, slot);
             match deadline {
                 Some(deadline) => boxed(Deadline::new(body, deadline)),
                 None => boxed(body),
@@ -206,37 +206,5 @@ async fn tunnel(
     }
 }
 
-pin_project_lite::pin_project! {
-    /// Keeps the endpoint's in-flight slot until the response body is done.
-    struct Held<B> {
-        #[pin]
-        inner: B,
-        _slot: InFlight,
-    }
-}
-
-impl<B> Held<B> {
-    fn new(inner: B, slot: InFlight) -> Self {
-        Self { inner, _slot: slot }
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for Held<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The endpoint's in-flight slot rides on the response body and is released when it drops.
+impl Observer for InFlight {}

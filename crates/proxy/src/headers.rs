@@ -43,31 +43,29 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 }
 
 fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+    list_items(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The items of a comma-separated list field, over all its lines, trimmed, empty ones skipped.
+fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
     headers
-        .get_all(header::CONNECTION)
-        .iter()
+        .get_all(name)
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// Removes hop-by-hop fields. With `keep_upgrade`, `Upgrade` and `Connection: upgrade` stay
 /// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
 /// gRPC and other trailer users need it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = list_items(headers, &header::CONNECTION)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    let wants_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let wants_trailers =
+        list_items(headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     for name in named {
         if keep_upgrade && name == header::UPGRADE {
             continue;
@@ -137,13 +135,7 @@ pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &str, h
 
 /// Joins `entry` onto a comma-separated list field, folding repeated fields into one line.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, entry: &str) {
-    let existing: Vec<&str> = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
+    let existing: Vec<&str> = list_items(headers, &name).collect();
     let joined = if existing.is_empty() {
         entry.to_owned()
     } else {

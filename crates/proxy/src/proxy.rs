@@ -110,12 +110,9 @@ impl Proxy {
     }
 
     async fn try_reload(&self, loaded: Loaded) -> Result<(), String> {
-        if self.inner.drain.is_draining() {
-            return Err("the proxy is shutting down".to_owned());
-        }
         let mut handles = self.inner.listeners.lock().await;
-        // Checked again under the lock: a shutdown may have emptied the listeners meanwhile,
-        // and this reload must not bind them again.
+        // Checked under the lock: a shutdown may have emptied the listeners, and this reload
+        // must not bind them again.
         if self.inner.drain.is_draining() {
             return Err("the proxy is shutting down".to_owned());
         }

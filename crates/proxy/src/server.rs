@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::activity::{self, Activity, Expiry};
-use crate::drain::Drain;
+use crate::drain::{Drain, raised};
 use crate::edge::{self, Connection};
 use crate::runtime::Runtime;
 use crate::watched_io::Watched;
@@ -70,7 +70,7 @@ pub async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = raised(&mut stop) => break,
+            () = raised(&mut stop) => break,
         }
     }
 }
@@ -115,25 +115,13 @@ async fn serve(
                     // a full idle period after being asked to close: no more waiting.
                     return;
                 }
-                closing = true;
-                activity.restart_idle_clock();
-                served.as_mut().graceful_shutdown();
             }
-            _ = raised(&mut proxy_drain), if !closing => {
-                closing = true;
-                activity.restart_idle_clock();
-                served.as_mut().graceful_shutdown();
-            }
-            _ = raised(&mut listener_stop), if !closing => {
-                closing = true;
-                activity.restart_idle_clock();
-                served.as_mut().graceful_shutdown();
-            }
+            () = raised(&mut proxy_drain), if !closing => {}
+            () = raised(&mut listener_stop), if !closing => {}
         }
+        // Idle, draining, or its listener removed: finish the requests in flight, then close.
+        closing = true;
+        activity.restart_idle_clock();
+        served.as_mut().graceful_shutdown();
     }
-}
-
-/// Resolves once the flag is (or already was) set, or its sender is gone.
-async fn raised(flag: &mut watch::Receiver<bool>) {
-    let _ = flag.wait_for(|raised| *raised).await;
 }

@@ -68,11 +68,7 @@ fn demo_config(listen: Option<&str>, admin: Option<&str>) -> Result<Loaded, Stri
     if let Some(admin) = admin {
         loaded.config.admin.address = admin.to_owned();
     }
-    if let Some(problem) = config::validate(&loaded.config).first() {
-        return Err(problem.to_string());
-    }
-    loaded.version = config::version_of(&loaded.config);
-    Ok(loaded)
+    Loaded::from_config(loaded.config).map_err(|problems| problems.to_string())
 }
 
 /// Each sample service's replica addresses, from the cluster of the same name.

@@ -25,12 +25,7 @@ pub fn config(
     );
     config.admin.address = admin.to_owned();
     config.access_log = access_log.to_owned();
-    let problems = config::validate(&config);
-    if let Some(problem) = problems.first() {
-        return Err(problem.to_string());
-    }
-    let version = config::version_of(&config);
-    Ok(Loaded { config, version })
+    Loaded::from_config(config).map_err(|problems| problems.to_string())
 }
 
 /// `http://host:port` → `host:port` (port 80 when omitted).
