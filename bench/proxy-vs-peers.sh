@@ -291,24 +291,33 @@ run_wrk() {
 
 # ---------------------------------------------------------------------------------------------
 # Configs
-write_nginx_upstream_conf() { # PORT
-    mkdir -p "$TMP/nginx-upstream"
-    cat >"$TMP/nginx-upstream.conf" <<EOF
-# Upstream for the benchmark: a 13-byte body from memory, keep-alive.
-worker_processes 1;
+
+# The part both nginx configs share, up to the open `http {`: NAME (file prefix) WORKERS.
+nginx_preamble() {
+    cat <<EOF
+worker_processes $2;
 daemon off;
-pid $TMP/nginx-upstream.pid;
-error_log $TMP/nginx-upstream-error.log warn;
+pid $TMP/$1.pid;
+error_log $TMP/$1-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
     keepalive_timeout 75s;
     keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx-upstream/body;
-    proxy_temp_path $TMP/nginx-upstream/proxy;
-    fastcgi_temp_path $TMP/nginx-upstream/fastcgi;
-    uwsgi_temp_path $TMP/nginx-upstream/uwsgi;
-    scgi_temp_path $TMP/nginx-upstream/scgi;
+    client_body_temp_path $TMP/$1/body;
+    proxy_temp_path $TMP/$1/proxy;
+    fastcgi_temp_path $TMP/$1/fastcgi;
+    uwsgi_temp_path $TMP/$1/uwsgi;
+    scgi_temp_path $TMP/$1/scgi;
+EOF
+}
+
+write_nginx_upstream_conf() { # PORT
+    mkdir -p "$TMP/nginx-upstream"
+    {
+        echo "# Upstream for the benchmark: a 13-byte body from memory, keep-alive."
+        nginx_preamble nginx-upstream 1
+        cat <<EOF
     server {
         listen 127.0.0.1:$1 backlog=4096;
         location / {
@@ -318,26 +327,15 @@ http {
     }
 }
 EOF
+    } >"$TMP/nginx-upstream.conf"
 }
 
 write_nginx_proxy_conf() { # PORT UPSTREAM_PORT
     mkdir -p "$TMP/nginx-proxy"
-    cat >"$TMP/nginx-proxy.conf" <<EOF
-# nginx as the reverse proxy under test.
-worker_processes $THREADS;
-daemon off;
-pid $TMP/nginx-proxy.pid;
-error_log $TMP/nginx-proxy-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx-proxy/body;
-    proxy_temp_path $TMP/nginx-proxy/proxy;
-    fastcgi_temp_path $TMP/nginx-proxy/fastcgi;
-    uwsgi_temp_path $TMP/nginx-proxy/uwsgi;
-    scgi_temp_path $TMP/nginx-proxy/scgi;
+    {
+        echo "# nginx as the reverse proxy under test."
+        nginx_preamble nginx-proxy "$THREADS"
+        cat <<EOF
     upstream backend {
         server 127.0.0.1:$2;
         keepalive 64;
@@ -353,6 +351,7 @@ http {
     }
 }
 EOF
+    } >"$TMP/nginx-proxy.conf"
 }
 
 write_haproxy_conf() { # PORT UPSTREAM_PORT
