@@ -40,6 +40,12 @@ impl Admin {
         self
     }
 
+    /// The metrics exposition in `format` (`GET /metrics`, served by the HTTP layer because
+    /// it is text with its own content type).
+    pub fn metrics(&self, format: watertight_telemetry::Format) -> String {
+        self.proxy.metrics().encode(format)
+    }
+
     /// Answers one request.
     pub async fn answer(&self, method: Method, path: &str, body: Bytes) -> Reply {
         for (prefix, handler) in &self.mounts {
@@ -80,7 +86,7 @@ impl Admin {
             _ => (
                 StatusCode::NOT_FOUND,
                 Value::String(format!(
-                    "no admin endpoint {path}; try /healthz /readyz /config /clusters /reloads{}\n",
+                    "no admin endpoint {path}; try /healthz /readyz /config /clusters /reloads /metrics{}\n",
                     self.mounts
                         .iter()
                         .map(|(p, _)| format!(" {p}"))

@@ -7,6 +7,7 @@
 //! | `GET /config` | the running config as JSON with its version hash |
 //! | `GET /clusters` | clusters, endpoints and their live state |
 //! | `GET /reloads` | config reloads applied and rejected |
+//! | `GET /metrics` | Prometheus metrics (text format; OpenMetrics with exemplars when the `Accept` header asks) |
 //!
 //! Other parts of the binary mount extra paths with [`Admin::mount`] (the demo mounts `/demo`).
 //!

@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use watertight_telemetry::Format;
 
 use crate::api::Admin;
 
@@ -44,6 +45,18 @@ impl Admin {
     }
 
     async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.uri().path() == "/metrics"
+            && (request.method() == Method::GET || request.method() == Method::HEAD)
+        {
+            let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            let mut response = Response::new(Full::new(Bytes::from(self.metrics(format))));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            return response;
+        }
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),

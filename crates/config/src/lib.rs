@@ -31,6 +31,7 @@ mod model;
 mod path;
 mod source_map;
 mod suggest;
+mod telemetry;
 mod unknown_fields;
 mod validate;
 
@@ -39,6 +40,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use load::{Loaded, load_file, load_str, version_of};
 pub use model::*;
+pub use telemetry::{Metrics, Otlp, OtlpProtocol, Propagation, TailSampling, Tracing};
 pub use validate::validate;
 
 /// The JSON Schema of the config file format.

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,6 +28,12 @@ pub struct Config {
     /// Named groups of upstream endpoints that routes send traffic to.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Prometheus metrics on the admin API.
+    #[serde(default)]
+    pub metrics: Metrics,
+    /// Distributed tracing; off when absent.
+    #[serde(default)]
+    pub tracing: Option<Tracing>,
 }
 
 /// The admin API listener.
@@ -287,6 +294,8 @@ impl Config {
             drain_timeout: default_drain_timeout(),
             listeners,
             clusters,
+            metrics: Metrics::default(),
+            tracing: None,
         }
     }
 }

@@ -108,11 +108,11 @@ fn unknown_field_with_no_close_name_lists_the_known_fields() {
 
 #[test]
 fn unknown_top_level_field_is_reported_at_its_key() {
-    let yaml = format!("{VALID}retries: 3\n");
+    let yaml = format!("{VALID}upstreams: 3\n");
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:11:1: unknown field \"retries\" at the top level\n  hint: known fields: admin, access_log, drain_timeout, listeners, clusters"
+            "config.yaml:11:1: unknown field \"upstreams\" at the top level\n  hint: known fields: admin, access_log, drain_timeout, listeners, clusters, metrics, tracing"
         ]
     );
 }
@@ -574,5 +574,35 @@ fn json_schema_describes_sections_enums_and_durations() {
     assert!(
         route.get("match").is_some(),
         "the match field keeps its YAML name"
+    );
+}
+
+// 8. Telemetry
+
+#[test]
+fn tracing_ratio_endpoint_and_batch_problems_are_located() {
+    let yaml = format!(
+        "{VALID}tracing:\n  head_ratio: 1.5\n  propagation: [w3c, b3, w3c]\n  otlp:\n    endpoint: https://collector:4317\n    batch_size: 100\n    queue_size: 10\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:12:15: head_ratio 1.5 is not a share between 0 and 1\n  hint: write e.g. 0.01 to sample 1% of new traces, 1 for all, 0 for none",
+            "config.yaml:13:26: propagation lists w3c twice",
+            "config.yaml:15:15: endpoint \"https://collector:4317\" uses https, which the exporter does not speak yet\n  hint: write http://host:port, e.g. http://127.0.0.1:4317 for gRPC or http://127.0.0.1:4318 for HTTP",
+            "config.yaml:17:17: queue_size 10 is smaller than batch_size 100: a batch could never fill\n  hint: make queue_size a few batches large",
+        ]
+    );
+}
+
+#[test]
+fn tracing_needs_an_otlp_endpoint_and_knows_its_fields() {
+    let yaml = format!("{VALID}tracing:\n  head_ratio: 0.1\n  tail: {{latency_treshold: 1s}}\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:12:3: missing required field \"otlp\" in tracing\n  hint: add \"otlp:\" with a value to this mapping",
+            "config.yaml:13:10: unknown field \"latency_treshold\" in tracing.tail\n  hint: did you mean \"latency_threshold\"?",
+        ]
     );
 }

@@ -6,12 +6,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
+use watertight_telemetry::metrics::Counter;
 
 /// Lines buffered between requests and the writer before dropping.
 const QUEUE: usize = 16 * 1024;
@@ -61,19 +61,20 @@ pub fn timestamp(at: SystemTime) -> String {
 pub struct AccessLog {
     target: String,
     sender: Option<mpsc::Sender<String>>,
-    dropped: AtomicU64,
+    dropped: Counter,
 }
 
 impl AccessLog {
     /// Opens the log for a config's `access_log` value: `stdout`, `stderr`, `off` or a file
-    /// path (appended to, created if missing). Must be called inside a tokio runtime.
-    pub async fn open(target: &str) -> io::Result<Arc<AccessLog>> {
+    /// path (appended to, created if missing). Lines dropped are counted in `dropped`. Must
+    /// be called inside a tokio runtime.
+    pub async fn open(target: &str, dropped: Counter) -> io::Result<Arc<AccessLog>> {
         let writer: Box<dyn AsyncWrite + Send + Unpin> = match target {
             "off" => {
                 return Ok(Arc::new(AccessLog {
                     target: target.to_owned(),
                     sender: None,
-                    dropped: AtomicU64::new(0),
+                    dropped,
                 }));
             }
             "stdout" => Box::new(tokio::io::stdout()),
@@ -92,7 +93,7 @@ impl AccessLog {
         Ok(Arc::new(AccessLog {
             target: target.to_owned(),
             sender: Some(sender),
-            dropped: AtomicU64::new(0),
+            dropped,
         }))
     }
 
@@ -114,13 +115,13 @@ impl AccessLog {
         };
         line.push('\n');
         if sender.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
     /// Lines dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -153,7 +154,9 @@ mod tests {
     async fn entries_land_in_the_file_as_json_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let log = AccessLog::open(path.to_str().unwrap()).await.unwrap();
+        let log = AccessLog::open(path.to_str().unwrap(), Counter::default())
+            .await
+            .unwrap();
         for status in [200, 503] {
             log.record(&Entry {
                 method: "GET".into(),
@@ -183,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn off_writes_nothing() {
-        let log = AccessLog::open("off").await.unwrap();
+        let log = AccessLog::open("off", Counter::default()).await.unwrap();
         assert!(!log.enabled());
         log.record(&Entry::default());
         assert_eq!(log.dropped(), 0);

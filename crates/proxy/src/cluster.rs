@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use http::HeaderValue;
 use http::Uri;
 use http::uri::{Authority, Scheme};
@@ -19,6 +21,8 @@ use serde::Serialize;
 
 use watertight_balance::{LeastRequest, WeightedRoundRobin};
 use watertight_config as config;
+use watertight_telemetry::Metrics;
+use watertight_telemetry::metrics::EndpointMetrics;
 
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
@@ -35,12 +39,20 @@ pub struct Endpoint {
     in_flight: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// Connections open to it (idle in the pool or carrying a request).
+    open_connections: Arc<AtomicUsize>,
     /// Keep-alive pool to this endpoint alone.
     client: UpstreamClient,
+    /// Attempt metrics, when metrics are on.
+    metrics: Option<EndpointMetrics>,
 }
 
 impl Endpoint {
-    fn new(config: &config::Endpoint, cluster: &config::Cluster) -> Result<Self, String> {
+    fn new(
+        config: &config::Endpoint,
+        cluster: &config::Cluster,
+        metrics: Option<&Metrics>,
+    ) -> Result<Self, String> {
         let authority = config
             .address
             .parse::<Authority>()
@@ -51,15 +63,23 @@ impl Endpoint {
             .path_and_query("/")
             .build()
             .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
+        let open_connections = Arc::new(AtomicUsize::new(0));
         Ok(Self {
-            client: build_client(cluster, target),
+            client: build_client(cluster, target, open_connections.clone()),
             address: config.address.as_str().into(),
             authority,
             weight: config.weight,
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            open_connections,
+            metrics: metrics.map(|m| m.endpoint(&cluster.name, &config.address)),
         })
+    }
+
+    /// Upstream connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
     }
 
     /// Requests currently in flight to this endpoint.
@@ -78,26 +98,46 @@ impl Endpoint {
     }
 }
 
-/// Holds one in-flight slot on an endpoint until dropped (when the response body ends).
+/// One attempt on an endpoint: holds its in-flight slot until dropped (when the response
+/// body ends, or the attempt fails), then records the attempt's metrics.
 #[derive(Debug)]
-pub struct InFlight(Arc<Endpoint>);
+pub struct InFlight {
+    endpoint: Arc<Endpoint>,
+    /// When the attempt started, if metrics are on.
+    started: Option<Instant>,
+    /// What the endpoint answered, once it has.
+    status: Option<u16>,
+}
 
 impl InFlight {
     fn start(endpoint: Arc<Endpoint>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
-        Self(endpoint)
+        let started = endpoint.metrics.is_some().then(Instant::now);
+        Self {
+            endpoint,
+            started,
+            status: None,
+        }
     }
 
     /// The endpoint this slot is on.
     pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.0
+        &self.endpoint
+    }
+
+    /// Notes the status the endpoint answered with.
+    pub fn answered(&mut self, status: u16) {
+        self.status = Some(status);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
+            metrics.attempt(self.status, started.elapsed());
+        }
     }
 }
 
@@ -116,15 +156,17 @@ pub struct Cluster {
     picker: Picker,
     turn: AtomicUsize,
     host_rewrite: Option<HeaderValue>,
+    metered: bool,
 }
 
 impl Cluster {
-    /// Builds a cluster from its (validated) config, with an empty connection pool.
-    pub fn new(config: &config::Cluster) -> Result<Self, String> {
+    /// Builds a cluster from its (validated) config, with an empty connection pool, recording
+    /// attempt metrics into `metrics` if given.
+    pub fn new(config: &config::Cluster, metrics: Option<&Metrics>) -> Result<Self, String> {
         let endpoints = config
             .endpoints
             .iter()
-            .map(|e| Endpoint::new(e, config).map(Arc::new))
+            .map(|e| Endpoint::new(e, config, metrics).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
         let picker = match config.balancer {
@@ -143,7 +185,18 @@ impl Cluster {
             picker,
             turn: AtomicUsize::new(0),
             host_rewrite,
+            metered: metrics.is_some(),
         })
+    }
+
+    /// Whether it records attempt metrics (a reload that turns metrics on or off rebuilds it).
+    pub fn metered(&self) -> bool {
+        self.metered
+    }
+
+    /// Its endpoints.
+    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
+        &self.endpoints
     }
 
     /// The cluster's name.
@@ -207,7 +260,11 @@ impl Cluster {
     }
 }
 
-fn build_client(config: &config::Cluster, target: Uri) -> UpstreamClient {
+fn build_client(
+    config: &config::Cluster,
+    target: Uri,
+    open_connections: Arc<AtomicUsize>,
+) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(config.connect_timeout.get()));
@@ -219,7 +276,7 @@ fn build_client(config: &config::Cluster, target: Uri) -> UpstreamClient {
         .pool_idle_timeout(config.pool.idle_timeout.get())
         .pool_max_idle_per_host(config.pool.max_idle_per_endpoint)
         .http2_only(config.protocol == config::UpstreamProtocol::Http2);
-    builder.build(EndpointConnector::new(connector, target))
+    builder.build(EndpointConnector::new(connector, target, open_connections))
 }
 
 /// What `GET /clusters` shows for one cluster.
@@ -269,7 +326,7 @@ mod tests {
                 .collect(),
         );
         c.balancer = balancer;
-        Cluster::new(&c).unwrap()
+        Cluster::new(&c, None).unwrap()
     }
 
     #[tokio::test]

@@ -53,7 +53,7 @@ pub async fn handle(
     let runtime = connection.runtime.load_full();
     // With the access log off, skip everything that only feeds it.
     let logging = runtime.access_log.enabled();
-    let bytes_in = logging.then(|| Arc::new(AtomicU64::new(0)));
+    let bytes_in = (logging || runtime.metrics.is_some()).then(|| Arc::new(AtomicU64::new(0)));
     let request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));
         match &bytes_in {
@@ -79,6 +79,8 @@ pub async fn handle(
         entry,
         started,
         bytes_in,
+        metrics: runtime.metrics.clone(),
+        route_metrics: None,
         log: runtime.access_log.clone(),
         activity,
     });
@@ -90,7 +92,12 @@ pub async fn handle(
             match listener.router.route(&request) {
                 None => Err(ProxyError::new(ErrorKind::NoRoute)),
                 Some(route) => {
-                    let entry = exchange.entry();
+                    let pending = exchange.get();
+                    if let Some(metrics) = &route.metrics {
+                        metrics.started();
+                        pending.route_metrics = Some(metrics.clone());
+                    }
+                    let entry = &mut pending.entry;
                     entry.route = Some(route.name.clone());
                     entry.cluster = Some(route.cluster.clone());
                     let request = prepare(request, connection.client);

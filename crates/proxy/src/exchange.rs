@@ -11,6 +11,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
+use watertight_telemetry::Metrics;
+use watertight_telemetry::metrics::{Finished, RouteMetrics};
+
 use crate::access_log::{AccessLog, Entry};
 use crate::activity::RequestActivity;
 use crate::body::ProxyBody;
@@ -22,8 +25,12 @@ pub struct Exchange {
     pub entry: Entry,
     /// When the request arrived.
     pub started: Instant,
-    /// Request body bytes, counted as the upstream reads them (when logging).
+    /// Request body bytes, counted as the upstream reads them (when logging or metering).
     pub bytes_in: Option<Arc<AtomicU64>>,
+    /// The proxy's metrics (for errors by reason), when on.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The route's metrics, once routed (its in-flight gauge already counts this request).
+    pub route_metrics: Option<Arc<RouteMetrics>>,
     /// Where the line goes.
     pub log: Arc<AccessLog>,
     /// Keeps the client connection busy (not idle) until the exchange ends.
@@ -71,13 +78,16 @@ impl Pending {
         Self(Some(exchange))
     }
 
-    /// The log entry, to fill in as the request goes.
-    pub fn entry(&mut self) -> &mut Entry {
-        &mut self
-            .0
+    /// The exchange, to fill in as the request goes.
+    pub fn get(&mut self) -> &mut Exchange {
+        self.0
             .as_mut()
             .expect("a pending exchange is only taken by `respond`, which consumes it")
-            .entry
+    }
+
+    /// The log entry, to fill in as the request goes.
+    pub fn entry(&mut self) -> &mut Entry {
+        &mut self.get().entry
     }
 
     /// Hands the exchange to the response body, which finishes it.
@@ -100,19 +110,39 @@ impl Drop for Pending {
     }
 }
 
+/// Records the ended exchange: metrics, then the access log line.
 fn finish(mut exchange: Exchange, bytes_out: u64) {
-    if !exchange.log.enabled() {
-        return;
-    }
-    let entry = &mut exchange.entry;
-    let micros = exchange.started.elapsed().as_micros() as f64;
-    entry.duration_ms = micros / 1000.0;
-    entry.bytes_in = exchange
+    let elapsed = exchange.started.elapsed();
+    let bytes_in = exchange
         .bytes_in
         .as_ref()
         .map_or(0, |counter| counter.load(Ordering::Relaxed));
-    entry.bytes_out = bytes_out;
-    exchange.log.record(entry);
+    let entry = &mut exchange.entry;
+    if let Some(metrics) = &exchange.metrics
+        && let Some(reason) = entry.reason
+    {
+        metrics.proxy_error(
+            &entry.listener,
+            entry.route.as_deref().unwrap_or(""),
+            entry.cluster.as_deref().unwrap_or(""),
+            reason,
+        );
+    }
+    if let Some(route) = &exchange.route_metrics {
+        route.finished(Finished {
+            status: entry.status,
+            elapsed,
+            bytes_in,
+            bytes_out,
+            trace_id: None,
+        });
+    }
+    if exchange.log.enabled() {
+        entry.duration_ms = elapsed.as_micros() as f64 / 1000.0;
+        entry.bytes_in = bytes_in;
+        entry.bytes_out = bytes_out;
+        exchange.log.record(entry);
+    }
 }
 
 impl Body for ExchangeBody {

@@ -71,7 +71,7 @@ impl Forward {
         self,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let slot = self.cluster.pick().ok_or(ErrorKind::NoEndpoint)?;
+        let mut slot = self.cluster.pick().ok_or(ErrorKind::NoEndpoint)?;
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
         let fail = |error: ProxyError| {
@@ -125,6 +125,7 @@ impl Forward {
         headers::remove_hop_by_hop(response.headers_mut(), switching);
         headers::append_via(response.headers_mut(), version);
         response.extensions_mut().insert(served_by);
+        slot.answered(response.status().as_u16());
 
         Ok(response.map(|body| {
             let body = Observed::new(body, slot);

@@ -36,6 +36,7 @@ mod proxy;
 pub mod reload;
 pub mod router;
 pub mod runtime;
+mod saturation;
 pub mod server;
 pub mod stack;
 mod watched_io;

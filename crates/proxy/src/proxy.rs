@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -11,9 +11,11 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use watertight_config::{self as config, Loaded};
+use watertight_telemetry::Metrics;
 
 use crate::drain::Drain;
 use crate::runtime::Runtime;
+use crate::saturation::Saturation;
 use crate::server;
 
 /// A handle to a running proxy; cheap to clone. When the last handle is dropped the listeners
@@ -30,6 +32,7 @@ struct Inner {
     drain: Drain,
     reloads_ok: AtomicU64,
     reloads_rejected: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 struct ListenerHandle {
@@ -51,8 +54,16 @@ impl Proxy {
     /// Compiles `loaded`, binds every listener and starts serving.
     pub async fn start(loaded: Loaded) -> Result<Proxy, String> {
         let drain = Drain::new();
-        let runtime = Runtime::compile(loaded, None, &drain).await?;
+        let mut metrics = Metrics::new();
+        let current = Arc::new(OnceLock::new());
+        metrics.register_collector(Box::new(Saturation {
+            runtime: current.clone(),
+            drain: drain.clone(),
+        }));
+        let metrics = Arc::new(metrics);
+        let runtime = Runtime::compile(loaded, None, &drain, &metrics).await?;
         let runtime = Arc::new(ArcSwap::from_pointee(runtime));
+        let _ = current.set(runtime.clone());
         let proxy = Proxy {
             inner: Arc::new(Inner {
                 runtime,
@@ -60,6 +71,7 @@ impl Proxy {
                 drain,
                 reloads_ok: AtomicU64::new(0),
                 reloads_rejected: AtomicU64::new(0),
+                metrics,
             }),
         };
         let addresses: Vec<SocketAddr> = proxy.current().listeners.keys().copied().collect();
@@ -103,9 +115,12 @@ impl Proxy {
     pub async fn reload(&self, loaded: Loaded) -> Result<(), String> {
         let result = self.try_reload(loaded).await;
         match &result {
-            Ok(()) => self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.inner.reloads_rejected.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(()) => {
+                self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.config_reload("applied");
+            }
+            Err(_) => self.note_rejected_reload(),
+        }
         result
     }
 
@@ -117,7 +132,13 @@ impl Proxy {
             return Err("the proxy is shutting down".to_owned());
         }
         let previous = self.current();
-        let next = Runtime::compile(loaded, Some(&previous), &self.inner.drain).await?;
+        let next = Runtime::compile(
+            loaded,
+            Some(&previous),
+            &self.inner.drain,
+            &self.inner.metrics,
+        )
+        .await?;
 
         let mut added = HashMap::new();
         for &address in next.listeners.keys() {
@@ -187,6 +208,12 @@ impl Proxy {
     /// Records a reload refused before it reached the proxy (the file did not validate).
     pub fn note_rejected_reload(&self) {
         self.inner.reloads_rejected.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.config_reload("rejected");
+    }
+
+    /// The proxy's metrics (what `/metrics` exposes).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Graceful shutdown: stop accepting, let in-flight requests finish (idle keep-alive

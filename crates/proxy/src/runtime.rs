@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use watertight_config::{self as config, Loaded};
+use watertight_telemetry::Metrics;
+use watertight_telemetry::metrics::ListenerMetrics;
 
 use crate::access_log::AccessLog;
 use crate::cluster::{Cluster, ClusterStatus};
@@ -22,6 +24,8 @@ pub struct ListenerRuntime {
     pub config: config::Listener,
     /// Its routes.
     pub router: Router<RouteEntry>,
+    /// Its connection metrics, when metrics are on.
+    pub metrics: Option<ListenerMetrics>,
 }
 
 /// Everything a request needs from the config, compiled.
@@ -36,26 +40,31 @@ pub struct Runtime {
     pub clusters: Vec<Arc<Cluster>>,
     /// The access log.
     pub access_log: Arc<AccessLog>,
+    /// The proxy's metrics, when the config turns them on.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Runtime {
     /// Compiles `loaded`, reusing clusters and the access log from `previous` where their
-    /// config is unchanged (so pools and counters survive the reload).
+    /// config is unchanged (so pools and counters survive the reload). Metric handles come
+    /// from `metrics`, which outlives every snapshot.
     pub async fn compile(
         loaded: Loaded,
         previous: Option<&Runtime>,
         tunnels: &Drain,
+        metrics: &Arc<Metrics>,
     ) -> Result<Runtime, String> {
         let Loaded { config, version } = loaded;
+        let metered = config.metrics.enabled.then_some(metrics);
         let mut clusters = Vec::with_capacity(config.clusters.len());
         for cluster_config in &config.clusters {
             let kept = previous
                 .and_then(|p| p.cluster(&cluster_config.name))
-                .filter(|c| c.config() == cluster_config)
+                .filter(|c| c.config() == cluster_config && c.metered() == metered.is_some())
                 .cloned();
             let cluster = match kept {
                 Some(cluster) => cluster,
-                None => Arc::new(Cluster::new(cluster_config)?),
+                None => Arc::new(Cluster::new(cluster_config, metered.map(|m| m.as_ref()))?),
             };
             clusters.push(cluster);
         }
@@ -73,9 +82,10 @@ impl Runtime {
                         route.name, route.cluster
                     )
                 })?;
+                let route_metrics = metered.map(|m| m.route(&route.name, &route.cluster));
                 routes.push((
                     RouteMatcher::compile(&route.matches),
-                    stack::build(route, Arc::clone(cluster), tunnels.clone()),
+                    stack::build(route, Arc::clone(cluster), tunnels.clone(), route_metrics),
                 ));
             }
             listeners.insert(
@@ -84,13 +94,14 @@ impl Runtime {
                     name: listener.name.as_str().into(),
                     config: listener.clone(),
                     router: Router::new(routes),
+                    metrics: metered.map(|m| m.listener(&listener.name)),
                 },
             );
         }
 
         let access_log = match previous {
             Some(p) if p.access_log.target() == config.access_log => p.access_log.clone(),
-            _ => AccessLog::open(&config.access_log)
+            _ => AccessLog::open(&config.access_log, metrics.access_log_dropped())
                 .await
                 .map_err(|e| e.to_string())?,
         };
@@ -100,6 +111,7 @@ impl Runtime {
             listeners,
             clusters,
             access_log,
+            metrics: metered.cloned(),
         })
     }
 

@@ -46,8 +46,12 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
                     // Timeouts come from the snapshot current at accept time.
-                    let Some(activity) = runtime.load().listeners.get(&key).map(|l| {
-                        Activity::new(l.config.idle_timeout.get(), l.config.header_read_timeout.get())
+                    let Some((activity, counted)) = runtime.load().listeners.get(&key).map(|l| {
+                        let activity = Activity::new(
+                            l.config.idle_timeout.get(),
+                            l.config.header_read_timeout.get(),
+                        );
+                        (activity, l.metrics.as_ref().map(|m| m.accepted()))
                     }) else {
                         continue;
                     };
@@ -61,7 +65,7 @@ pub async fn accept_loop(
                     let signals = (drain.signal(), listener_stop.clone());
                     tokio::spawn(async move {
                         serve(stream, connection, signals).await;
-                        drop(open);
+                        drop((open, counted));
                     });
                 }
                 Err(error) => {

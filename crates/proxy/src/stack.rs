@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use watertight_config as config;
+use watertight_telemetry::metrics::RouteMetrics;
 
 use crate::body::ProxyBody;
 use crate::cluster::Cluster;
@@ -36,6 +37,8 @@ pub struct RouteEntry {
     pub cluster: Arc<str>,
     /// The service stack that answers it.
     pub service: RouteService,
+    /// Its golden-signal metrics, when metrics are on.
+    pub metrics: Option<Arc<RouteMetrics>>,
 }
 
 impl RouteEntry {
@@ -48,7 +51,12 @@ impl RouteEntry {
 }
 
 /// Builds the stack for `route`, which sends to `cluster`.
-pub fn build(route: &config::Route, cluster: Arc<Cluster>, tunnels: Drain) -> RouteEntry {
+pub fn build(
+    route: &config::Route,
+    cluster: Arc<Cluster>,
+    tunnels: Drain,
+    metrics: Option<RouteMetrics>,
+) -> RouteEntry {
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
         None => cluster.request_timeout(),
@@ -57,5 +65,6 @@ pub fn build(route: &config::Route, cluster: Arc<Cluster>, tunnels: Drain) -> Ro
         name: route.name.as_str().into(),
         cluster: cluster.name().into(),
         service: BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels)),
+        metrics: metrics.map(Arc::new),
     }
 }

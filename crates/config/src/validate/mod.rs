@@ -17,6 +17,7 @@ mod listeners;
 mod names;
 mod routes;
 mod shadowing;
+mod tracing;
 
 pub(crate) use finding::Finding;
 
@@ -40,5 +41,8 @@ pub(crate) fn findings(config: &Config) -> Vec<Finding> {
     names::check(config, &mut found);
     listeners::check(config, &mut found);
     clusters::check(config, &mut found);
+    if let Some(tracing) = &config.tracing {
+        tracing::check(tracing, &mut found);
+    }
     found
 }

@@ -1,0 +1,138 @@
+//! Metrics read from the running snapshot when Prometheus scrapes: how full each endpoint's
+//! pool is, what is in flight per cluster and endpoint, and which config is running. These
+//! values already live in the clusters' counters, so they are read, never counted twice.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use watertight_config::UpstreamProtocol;
+use watertight_telemetry::metrics::scrape;
+
+use crate::drain::Drain;
+use crate::runtime::Runtime;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    cluster: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+/// Reads the proxy's live state at scrape time.
+pub(crate) struct Saturation {
+    /// Set once the first snapshot is compiled.
+    pub(crate) runtime: Arc<OnceLock<Arc<ArcSwap<Runtime>>>>,
+    pub(crate) drain: Drain,
+}
+
+impl fmt::Debug for Saturation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Saturation")
+    }
+}
+
+impl Collector for Saturation {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(runtime) = self.runtime.get() else {
+            return Ok(());
+        };
+        let runtime = runtime.load();
+        let e = &mut encoder;
+        let endpoints = || {
+            runtime.clusters.iter().flat_map(|cluster| {
+                cluster.endpoints().iter().map(move |endpoint| {
+                    let labels = EndpointLabels {
+                        cluster: cluster.name().to_owned(),
+                        endpoint: endpoint.address.to_string(),
+                    };
+                    (cluster, endpoint, labels)
+                })
+            })
+        };
+        scrape::gauges(
+            e,
+            "upstream_requests_in_flight",
+            "Attempts in flight now, by endpoint",
+            None,
+            endpoints().map(|(_, ep, labels)| (labels, f64::from(ep.in_flight()))),
+        )?;
+        scrape::gauges(
+            e,
+            "cluster_requests_in_flight",
+            "Attempts in flight now, by cluster",
+            None,
+            runtime.clusters.iter().map(|c| {
+                let in_flight: u32 = c.endpoints().iter().map(|ep| ep.in_flight()).sum();
+                let labels = ClusterLabels {
+                    cluster: c.name().to_owned(),
+                };
+                (labels, f64::from(in_flight))
+            }),
+        )?;
+        scrape::gauges(
+            e,
+            "upstream_connections_open",
+            "Connections open to the endpoint (idle in the pool or carrying requests)",
+            None,
+            endpoints().map(|(_, ep, labels)| (labels, ep.open_connections() as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "upstream_connections_idle",
+            "HTTP/1.1 connections idle in the endpoint's pool (open minus in flight)",
+            None,
+            endpoints()
+                .filter(|(c, _, _)| c.protocol() == UpstreamProtocol::Http1)
+                .map(|(_, ep, labels)| {
+                    let idle = ep
+                        .open_connections()
+                        .saturating_sub(ep.in_flight() as usize);
+                    (labels, idle as f64)
+                }),
+        )?;
+        scrape::gauges(
+            e,
+            "upstream_pool_max_idle",
+            "Most idle connections the pool keeps per endpoint, by cluster",
+            None,
+            runtime.clusters.iter().map(|c| {
+                let labels = ClusterLabels {
+                    cluster: c.name().to_owned(),
+                };
+                (labels, c.config().pool.max_idle_per_endpoint as f64)
+            }),
+        )?;
+        scrape::gauge(
+            e,
+            "connections_open",
+            "Client connections and tunnels open now, all listeners",
+            None,
+            self.drain.open() as f64,
+        )?;
+        scrape::gauges(
+            e,
+            "config_info",
+            "The running config's version (always 1)",
+            None,
+            [(
+                VersionLabels {
+                    version: runtime.version.clone(),
+                },
+                1.0,
+            )],
+        )?;
+        Ok(())
+    }
+}
