@@ -49,6 +49,12 @@ pub struct Entry {
     pub cluster: Option<Arc<str>>,
     /// Why the proxy answered itself or the exchange broke, if it did.
     pub reason: Option<&'static str>,
+    /// The request's trace id, when tracing is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// This proxy's server span id in that trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
 }
 
 /// Formats a wall-clock time as the log's timestamp.

@@ -23,6 +23,7 @@ use watertight_balance::{LeastRequest, WeightedRoundRobin};
 use watertight_config as config;
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::EndpointMetrics;
+use watertight_telemetry::trace::{Attempt, RequestTrace};
 
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
@@ -107,6 +108,8 @@ pub struct InFlight {
     started: Option<Instant>,
     /// What the endpoint answered, once it has.
     status: Option<u16>,
+    /// The attempt's client span, when the request is traced.
+    span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
 
 impl InFlight {
@@ -118,7 +121,13 @@ impl InFlight {
             endpoint,
             started,
             status: None,
+            span: None,
         }
+    }
+
+    /// Makes this attempt a client span of `trace` (ended with the attempt).
+    pub fn traced(&mut self, trace: Arc<RequestTrace>, attempt: Attempt, method: http::Method) {
+        self.span = Some((trace, attempt, method));
     }
 
     /// The endpoint this slot is on.
@@ -137,6 +146,15 @@ impl Drop for InFlight {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
             metrics.attempt(self.status, started.elapsed());
+        }
+        if let Some((trace, attempt, method)) = self.span.take() {
+            trace.end_attempt(
+                attempt,
+                method.as_str(),
+                &self.endpoint.address,
+                self.status,
+                None,
+            );
         }
     }
 }

@@ -51,10 +51,14 @@ pub async fn handle(
     let client_version = request.version();
     let activity = connection.activity.start_request();
     let runtime = connection.runtime.load_full();
-    // With the access log off, skip everything that only feeds it.
-    let logging = runtime.access_log.enabled();
+    let trace = runtime
+        .tracer
+        .as_ref()
+        .map(|tracer| Arc::new(tracer.begin(request.headers())));
+    // With the access log off and no trace, skip everything that only feeds them.
+    let logging = runtime.access_log.enabled() || trace.is_some();
     let bytes_in = (logging || runtime.metrics.is_some()).then(|| Arc::new(AtomicU64::new(0)));
-    let request = request.map(|body| {
+    let mut request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));
         match &bytes_in {
             Some(counter) => boxed(Observed::new(body, ByteCount(counter.clone()))),
@@ -69,11 +73,16 @@ pub async fn handle(
             authority: request_host(&request).unwrap_or("").to_owned(),
             path: request.uri().path().to_owned(),
             protocol: version_name(request.version()),
+            trace_id: trace.as_ref().map(|t| t.trace_id()),
+            span_id: trace.as_ref().map(|t| t.span_id()),
             ..Entry::default()
         }
     } else {
         Entry::default()
     };
+    if let Some(trace) = &trace {
+        request.extensions_mut().insert(trace.clone());
+    }
     // From here on the exchange is logged whatever happens, even if the client leaves.
     let mut exchange = Pending::new(Exchange {
         entry,
@@ -81,6 +90,7 @@ pub async fn handle(
         bytes_in,
         metrics: runtime.metrics.clone(),
         route_metrics: None,
+        trace,
         log: runtime.access_log.clone(),
         activity,
     });

@@ -13,10 +13,11 @@ use tokio::time::Instant;
 
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{Finished, RouteMetrics};
+use watertight_telemetry::trace::{RequestTrace, Summary};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::activity::RequestActivity;
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, empty};
 use crate::error::{BoxError, classify_exchange_error};
 
 /// What an exchange carries until its last byte is sent.
@@ -31,6 +32,8 @@ pub struct Exchange {
     pub metrics: Option<Arc<Metrics>>,
     /// The route's metrics, once routed (its in-flight gauge already counts this request).
     pub route_metrics: Option<Arc<RouteMetrics>>,
+    /// The request's trace, when tracing is on.
+    pub trace: Option<Arc<RequestTrace>>,
     /// Where the line goes.
     pub log: Arc<AccessLog>,
     /// Keeps the client connection busy (not idle) until the exchange ends.
@@ -48,8 +51,10 @@ pin_project_lite::pin_project! {
 
     impl PinnedDrop for ExchangeBody {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
             if let Some(exchange) = this.exchange.take() {
+                // The upstream attempt (riding on the inner body) ends before the exchange.
+                this.inner.set(empty());
                 finish(exchange, *this.bytes_out);
             }
         }
@@ -110,7 +115,7 @@ impl Drop for Pending {
     }
 }
 
-/// Records the ended exchange: metrics, then the access log line.
+/// Records the ended exchange: its trace, metrics, then the access log line.
 fn finish(mut exchange: Exchange, bytes_out: u64) {
     let elapsed = exchange.started.elapsed();
     let bytes_in = exchange
@@ -118,6 +123,22 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         .as_ref()
         .map_or(0, |counter| counter.load(Ordering::Relaxed));
     let entry = &mut exchange.entry;
+    let kept = exchange.trace.as_ref().is_some_and(|trace| {
+        trace.finish(&Summary {
+            method: &entry.method,
+            path: &entry.path,
+            authority: &entry.authority,
+            listener: &entry.listener,
+            route: entry.route.as_deref(),
+            cluster: entry.cluster.as_deref(),
+            status: entry.status,
+            reason: entry.reason,
+            elapsed,
+            attempts: trace.attempts(),
+            shed: false,
+            degraded: false,
+        })
+    });
     if let Some(metrics) = &exchange.metrics
         && let Some(reason) = entry.reason
     {
@@ -134,7 +155,7 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
             elapsed,
             bytes_in,
             bytes_out,
-            trace_id: None,
+            trace_id: entry.trace_id.as_deref().filter(|_| kept),
         });
     }
     if exchange.log.enabled() {
@@ -153,8 +174,8 @@ impl Body for ExchangeBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -168,6 +189,9 @@ impl Body for ExchangeBody {
             }
             None => {
                 if let Some(exchange) = this.exchange.take() {
+                    // Release the upstream attempt first, so its span and metrics are
+                    // recorded before the exchange's.
+                    this.inner.set(empty());
                     finish(exchange, *this.bytes_out);
                 }
             }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use watertight_config::UpstreamProtocol;
+use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Deadline, EndFlag, Observed, Observer, ProxyBody, boxed, empty};
 use crate::cluster::{Cluster, InFlight};
@@ -84,6 +85,10 @@ impl Forward {
         let downstream_upgrade = headers::is_upgrade_request(request.headers())
             .then(|| hyper::upgrade::on(&mut request));
         self.aim(&mut request, &slot)?;
+        if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>().cloned() {
+            let attempt = trace.begin_attempt(request.headers_mut());
+            slot.traced(trace, attempt, request.method().clone());
+        }
         // Whether the client has finished sending its body, to tell a slow client from a
         // slow upstream when the deadline passes.
         let body_sent = (!request.body().is_end_stream()).then(|| {

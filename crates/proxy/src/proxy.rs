@@ -236,6 +236,10 @@ impl Proxy {
             let _ = handle.task.await;
         }
         let finished = self.inner.drain.wait(timeout).await;
+        // Spans of the last requests are still queued: give the collector a moment for them.
+        if let Some(tracer) = &self.current().tracer {
+            tracer.flush(Duration::from_secs(2)).await;
+        }
         if !finished {
             tracing::warn!(
                 open = self.inner.drain.open(),

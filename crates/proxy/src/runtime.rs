@@ -9,6 +9,7 @@ use std::sync::Arc;
 use watertight_config::{self as config, Loaded};
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::ListenerMetrics;
+use watertight_telemetry::trace::Tracer;
 
 use crate::access_log::AccessLog;
 use crate::cluster::{Cluster, ClusterStatus};
@@ -42,6 +43,8 @@ pub struct Runtime {
     pub access_log: Arc<AccessLog>,
     /// The proxy's metrics, when the config turns them on.
     pub metrics: Option<Arc<Metrics>>,
+    /// The tracer, when the config has a `tracing` section.
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 impl Runtime {
@@ -105,7 +108,16 @@ impl Runtime {
                 .await
                 .map_err(|e| e.to_string())?,
         };
+        // An unchanged tracing section keeps its tracer (and its export queue).
+        let tracer = config.tracing.as_ref().map(|tracing| {
+            previous
+                .and_then(|p| p.tracer.as_ref())
+                .filter(|t| t.config() == tracing)
+                .cloned()
+                .unwrap_or_else(|| Tracer::start(tracing, metrics.clone()))
+        });
         Ok(Runtime {
+            tracer,
             config,
             version,
             listeners,

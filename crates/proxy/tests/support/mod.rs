@@ -1,6 +1,8 @@
 //! Shared test support: a proxy from YAML on loopback, demo upstreams, and HTTP clients.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;

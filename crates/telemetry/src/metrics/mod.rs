@@ -325,7 +325,8 @@ impl Metrics {
         self.spans_exported.inc_by(spans);
     }
 
-    /// Counts spans dropped for `reason` (`queue_full`, `hold_budget`, `export_failed`).
+    /// Counts spans dropped for `reason` (`queue_full`, `hold_budget`, `request_limit`,
+    /// `late`, `export_failed`).
     pub fn spans_dropped(&self, reason: &'static str, spans: u64) {
         self.spans_dropped
             .get_or_create(&ReasonLabels { reason })

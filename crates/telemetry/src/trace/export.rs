@@ -170,7 +170,7 @@ impl Task {
 enum Transport {
     Grpc(Option<TraceServiceClient<tonic::transport::Channel>>),
     Http {
-        client: Client<HttpConnector, Full<Bytes>>,
+        client: Box<Client<HttpConnector, Full<Bytes>>>,
         uri: Option<Uri>,
     },
 }
@@ -186,7 +186,7 @@ impl Transport {
                     .map(TraceServiceClient::new),
             ),
             OtlpProtocol::Http => Transport::Http {
-                client: Client::builder(TokioExecutor::new()).build_http(),
+                client: Box::new(Client::builder(TokioExecutor::new()).build_http()),
                 uri: format!("{endpoint}/v1/traces").parse().ok(),
             },
         }

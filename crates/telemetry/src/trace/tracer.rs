@@ -9,7 +9,7 @@
 //! count against a proxy-wide budget, so a flood of slow requests cannot grow memory without
 //! bound: past it, spans are dropped and counted.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -66,8 +66,9 @@ impl Tracer {
             sampled,
             recording: sampled || self.config.tail.is_some(),
             started: SystemTime::now(),
-            spans: Mutex::new(Vec::new()),
+            spans: Mutex::new(Some(Vec::new())),
             events: Mutex::new(Vec::new()),
+            attempts: AtomicU32::new(0),
         }
     }
 
@@ -150,8 +151,10 @@ pub struct RequestTrace {
     sampled: bool,
     recording: bool,
     started: SystemTime,
-    spans: Mutex<Vec<SpanRecord>>,
+    /// Spans held until the request ends; `None` once it has (late spans are dropped).
+    spans: Mutex<Option<Vec<SpanRecord>>>,
     events: Mutex<Vec<Event>>,
+    attempts: AtomicU32,
 }
 
 /// A client span in progress: what [`RequestTrace::end_attempt`] needs.
@@ -187,6 +190,7 @@ impl RequestTrace {
     ///
     /// [`end_attempt`]: Self::end_attempt
     pub fn begin_attempt(&self, headers: &mut HeaderMap) -> Attempt {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let attempt = Attempt {
             span_id: SpanId::random(),
             started: SystemTime::now(),
@@ -257,7 +261,11 @@ impl RequestTrace {
     }
 
     fn push(&self, span: SpanRecord) {
-        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(spans) = held.as_mut() else {
+            self.tracer.metrics.spans_dropped("late", 1);
+            return;
+        };
         if spans.len() >= MAX_SPANS_PER_REQUEST {
             self.tracer.metrics.spans_dropped("request_limit", 1);
             return;
@@ -267,13 +275,23 @@ impl RequestTrace {
         }
     }
 
+    /// Attempts sent upstream so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
     /// Ends the request: records its server span, decides whether to keep the trace, and
     /// queues its spans for export if so. Returns whether it was kept.
     pub fn finish(&self, summary: &Summary<'_>) -> bool {
         if !self.recording {
             return false;
         }
-        let mut spans = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut spans = self
+            .spans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
         self.tracer.release(spans.len());
         let failed = summary.status >= 500 || summary.reason.is_some();
         let keep = self.sampled
@@ -344,7 +362,10 @@ impl RequestTrace {
 impl Drop for RequestTrace {
     fn drop(&mut self) {
         // A request dropped without finishing still gives back what it held.
-        let held = self.spans.get_mut().map_or(0, |spans| spans.len());
+        let held = self
+            .spans
+            .get_mut()
+            .map_or(0, |spans| spans.as_ref().map_or(0, Vec::len));
         self.tracer.release(held);
     }
 }

@@ -1,0 +1,201 @@
+//! Traces through two proxies (edge → sidecar → upstream) into a real OTLP receiver: the
+//! parent/child chain across both hops, propagation formats, and tail sampling.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::otlp::{OtlpReceiver, Received};
+use support::*;
+
+/// A proxy in front of `upstream`, reporting spans as `service` to `receiver`.
+fn traced(upstream: SocketAddr, service: &str, receiver: SocketAddr, tracing: &str) -> String {
+    format!(
+        "tracing:\n  service_name: {service}\n{tracing}  otlp:\n    endpoint: http://{receiver}\n    batch_interval: 50ms\n{}",
+        one_cluster(&[upstream], &[], &[])
+    )
+}
+
+/// The spans of one trace.
+fn of_trace<'a>(spans: &'a [Received], trace_id: &[u8]) -> Vec<&'a Received> {
+    spans
+        .iter()
+        .filter(|s| s.span.trace_id == trace_id)
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_request_through_two_proxies_is_one_trace_with_intact_parent_links() {
+    let receiver = OtlpReceiver::start().await;
+    let app = upstream("app").await;
+    let all = "  head_ratio: 1.0\n";
+    let (_sidecar, sidecar) =
+        proxy(&traced(app.local_addr(), "sidecar", receiver.address, all)).await;
+    let (_edge, edge) = proxy(&traced(sidecar, "edge", receiver.address, all)).await;
+
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let answer = get(
+        &h1(),
+        edge,
+        "/echo",
+        &[(
+            "traceparent",
+            &format!("00-{caller_trace}-{caller_span}-01"),
+        )],
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let upstream_saw = echoed(&answer, "traceparent").expect("the upstream got a traceparent");
+
+    let spans = receiver.wait_for(|spans| spans.len() >= 4).await;
+    let trace: Vec<&Received> = of_trace(&spans, &hex_bytes(caller_trace));
+    assert_eq!(trace.len(), 4, "{spans:#?}");
+    let find = |service: &str, server: bool| {
+        *trace
+            .iter()
+            .find(|s| s.service == service && s.is_server() == server)
+            .unwrap_or_else(|| panic!("no {service} server={server} span"))
+    };
+    let (edge_server, edge_client) = (find("edge", true), find("edge", false));
+    let (side_server, side_client) = (find("sidecar", true), find("sidecar", false));
+    assert!(edge_client.is_client() && side_client.is_client());
+    assert_eq!(hex(&edge_server.span.parent_span_id), caller_span);
+    assert_eq!(edge_client.span.parent_span_id, edge_server.span.span_id);
+    assert_eq!(side_server.span.parent_span_id, edge_client.span.span_id);
+    assert_eq!(side_client.span.parent_span_id, side_server.span.span_id);
+    assert_eq!(
+        upstream_saw,
+        format!("00-{caller_trace}-{}-01", hex(&side_client.span.span_id))
+    );
+    assert_eq!(edge_server.attribute("http.route").as_deref(), Some("all"));
+    assert_eq!(
+        edge_server
+            .attribute("http.response.status_code")
+            .as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        edge_client.attribute("server.address"),
+        Some(sidecar.to_string())
+    );
+    assert!(edge_server.span.start_time_unix_nano <= edge_client.span.start_time_unix_nano);
+    assert!(edge_client.span.end_time_unix_nano <= edge_server.span.end_time_unix_nano);
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn b3_callers_are_joined_and_b3_is_emitted_when_configured() {
+    let receiver = OtlpReceiver::start().await;
+    let app = upstream("app").await;
+    let tracing = "  head_ratio: 0.0\n  propagation: [b3multi]\n";
+    let (_proxy, address) =
+        proxy(&traced(app.local_addr(), "edge", receiver.address, tracing)).await;
+    let trace = "463ac35c9f6413ad48485a3953bb6124";
+    let answer = get(
+        &h1(),
+        address,
+        "/echo",
+        &[("b3", &format!("{trace}-a2fb4a1d1a96d312-1"))],
+    )
+    .await;
+    assert_eq!(echoed(&answer, "x-b3-traceid").as_deref(), Some(trace));
+    assert_eq!(echoed(&answer, "x-b3-sampled").as_deref(), Some("1"));
+    assert_eq!(
+        echoed(&answer, "x-b3-parentspanid")
+            .as_deref()
+            .map(str::len),
+        Some(16)
+    );
+    assert_eq!(
+        echoed(&answer, "traceparent"),
+        None,
+        "only the configured format is sent"
+    );
+    assert_eq!(
+        echoed(&answer, "b3"),
+        None,
+        "the caller's header is replaced"
+    );
+    let spans = receiver.wait_for(|spans| spans.len() >= 2).await;
+    assert!(spans.iter().all(|s| hex(&s.span.trace_id) == trace));
+}
+
+#[tokio::test]
+async fn tail_sampling_keeps_every_failed_and_slow_request_and_a_share_of_the_rest() {
+    let receiver = OtlpReceiver::start().await;
+    let app = upstream("app").await;
+    let tracing = "  head_ratio: 0.2\n  tail:\n    latency_threshold: 150ms\n";
+    let (_sidecar, sidecar) = proxy(&traced(
+        app.local_addr(),
+        "sidecar",
+        receiver.address,
+        tracing,
+    ))
+    .await;
+    let (_edge, edge) = proxy(&traced(sidecar, "edge", receiver.address, tracing)).await;
+
+    let client = h1();
+    let mut traceparents = Vec::new();
+    let send = async |path: &str| {
+        let answer = get(&client, edge, path, &[]).await;
+        let sent = (path == "/echo")
+            .then(|| echoed(&answer, "traceparent"))
+            .flatten();
+        (answer.status, sent)
+    };
+    for _ in 0..10 {
+        let (status, _) = send("/status/503").await;
+        assert_eq!(status, 503);
+    }
+    for _ in 0..5 {
+        send("/delay?ms=250").await;
+    }
+    for _ in 0..200 {
+        let (status, sent) = send("/echo").await;
+        assert_eq!(status, 200);
+        traceparents.push(sent.expect("propagated even when not sampled"));
+    }
+    let edge_servers = |spans: &[Received], filter: &dyn Fn(&Received) -> bool| {
+        spans
+            .iter()
+            .filter(|s| s.service == "edge" && s.is_server() && filter(s))
+            .count()
+    };
+    let is_status = |code: &'static str| {
+        move |s: &Received| s.attribute("http.response.status_code").as_deref() == Some(code)
+    };
+    // Of the 200 fast successes, the head-sampled share (20%, judged on the trace id by
+    // every hop alike) is kept: as many as went upstream flagged sampled.
+    let flagged = traceparents.iter().filter(|t| t.ends_with("-01")).count();
+    assert!((15..=70).contains(&flagged), "{flagged} of 200 sampled");
+    let is_echo = |s: &Received| s.attribute("url.path").as_deref() == Some("/echo");
+    let spans = receiver
+        .wait_for(|spans| {
+            edge_servers(spans, &is_status("503")) == 10
+                && edge_servers(spans, &|s| {
+                    s.attribute("url.path").as_deref() == Some("/delay")
+                }) == 5
+                && edge_servers(spans, &is_echo) >= flagged
+        })
+        .await;
+    assert_eq!(edge_servers(&spans, &is_echo), flagged);
+    // The sidecar saw the same failures and kept them too.
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| s.service == "sidecar" && s.is_server() && is_status("503")(s))
+            .count(),
+        10
+    );
+}
