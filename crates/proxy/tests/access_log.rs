@@ -119,3 +119,57 @@ async fn a_client_that_abandons_its_upload_is_logged_and_not_blamed_on_the_upstr
     assert_eq!(endpoint.failures, 0, "the upstream did nothing wrong");
     assert_eq!(endpoint.in_flight, 0);
 }
+
+#[tokio::test]
+async fn traced_lines_carry_the_trace_and_server_span_ids() {
+    let app = upstream("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    // Nothing listens at the collector address; only the ids matter here.
+    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
+        "access_log: \"off\"",
+        &format!(
+            "access_log: \"{}\"\ntracing:\n  head_ratio: 0.0\n  otlp: {{endpoint: \"http://127.0.0.1:9\"}}",
+            log.display()
+        ),
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = get(
+        &h1(),
+        address,
+        "/echo",
+        &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-00"))],
+    )
+    .await;
+    let entry = log_lines(&log, 1).await.remove(0);
+    assert_eq!(entry["trace_id"], trace);
+    let span_id = entry["span_id"].as_str().unwrap();
+    assert_eq!(span_id.len(), 16);
+    assert_ne!(
+        span_id, "00f067aa0ba902b7",
+        "the proxy's own span, not the caller's"
+    );
+    // The upstream's parent is the attempt's client span, a child of the logged span.
+    let sent = echoed(&answer, "traceparent").unwrap();
+    assert!(
+        sent.starts_with(&format!("00-{trace}-")) && sent.ends_with("-00"),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
+async fn untraced_lines_have_no_trace_fields() {
+    let app = upstream("app").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
+        "access_log: \"off\"",
+        &format!("access_log: \"{}\"", log.display()),
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    get(&h1(), address, "/", &[]).await;
+    let entry = log_lines(&log, 1).await.remove(0);
+    assert_eq!(entry["status"], 200);
+    assert!(entry.get("trace_id").is_none(), "{entry}");
+}

@@ -199,3 +199,60 @@ async fn tail_sampling_keeps_every_failed_and_slow_request_and_a_share_of_the_re
         10
     );
 }
+
+#[tokio::test]
+async fn otlp_http_posts_protobuf_to_v1_traces() {
+    use http_body_util::BodyExt;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    // A minimal OTLP/HTTP receiver: records the path, content type and decoded spans.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let sender = sender.clone();
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let sender = sender.clone();
+                    async move {
+                        let path = request.uri().path().to_owned();
+                        let content_type = request.headers()[http::header::CONTENT_TYPE].clone();
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let decoded = ExportTraceServiceRequest::decode(body).unwrap();
+                        let _ = sender.send((path, content_type, decoded));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::new()),
+                        ))
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+
+    let app = upstream("app").await;
+    let yaml = format!(
+        "tracing:\n  head_ratio: 1.0\n  otlp:\n    endpoint: http://{receiver}/\n    protocol: http\n    batch_interval: 50ms\n{}",
+        one_cluster(&[app.local_addr()], &[], &[])
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
+    let (path, content_type, request) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), received.recv())
+            .await
+            .expect("an export within 20 s")
+            .unwrap();
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    let spans: Vec<_> = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| r.scope_spans.iter().flat_map(|s| s.spans.iter()))
+        .collect();
+    assert_eq!(spans.len(), 2, "a server and a client span: {spans:#?}");
+}
