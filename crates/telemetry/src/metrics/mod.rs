@@ -215,6 +215,27 @@ impl Metrics {
             metrics.traces.clone(),
         );
         r.register_collector(Box::new(process::ProcessCollector));
+        // Series alerts and rates look for exist from the start at 0: `increase()` cannot see
+        // the first event of a series that appears with it.
+        for outcome in ["applied", "rejected"] {
+            metrics
+                .config_reloads
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for outcome in ["kept", "discarded"] {
+            metrics.traces.get_or_create(&OutcomeLabels { outcome });
+        }
+        for reason in [
+            "queue_full",
+            "hold_budget",
+            "request_limit",
+            "late",
+            "export_failed",
+        ] {
+            metrics
+                .spans_dropped
+                .get_or_create(&ReasonLabels { reason });
+        }
         Metrics {
             registry,
             ..metrics
@@ -546,6 +567,19 @@ mod tests {
             "watertight_upstream_requests_total{cluster=\"c\",endpoint=\"127.0.0.1:1\",status_class=\"2xx\"} 1\n",
             "watertight_upstream_request_duration_seconds_count{cluster=\"c\",endpoint=\"127.0.0.1:1\"} 2\n",
             "watertight_proxy_errors_total{listener=\"l\",route=\"r\",cluster=\"c\",reason=\"connect-refused\"} 1\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn outcome_series_exist_at_zero_before_the_first_event() {
+        let text = Metrics::new().encode(Format::Prometheus);
+        for expected in [
+            "watertight_config_reloads_total{outcome=\"rejected\"} 0\n",
+            "watertight_config_reloads_total{outcome=\"applied\"} 0\n",
+            "watertight_traces_total{outcome=\"kept\"} 0\n",
+            "watertight_trace_spans_dropped_total{reason=\"queue_full\"} 0\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
