@@ -55,8 +55,9 @@ pub async fn handle(
         .tracer
         .as_ref()
         .map(|tracer| Arc::new(tracer.begin(request.headers())));
-    // With the access log off and no trace, skip everything that only feeds them.
-    let logging = runtime.access_log.enabled() || trace.is_some();
+    // With the access log off and no spans being recorded, skip everything that only feeds
+    // them.
+    let logging = runtime.access_log.enabled() || trace.as_ref().is_some_and(|t| t.recording());
     let bytes_in = (logging || runtime.metrics.is_some()).then(|| Arc::new(AtomicU64::new(0)));
     let mut request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));

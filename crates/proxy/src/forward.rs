@@ -85,8 +85,9 @@ impl Forward {
         let downstream_upgrade = headers::is_upgrade_request(request.headers())
             .then(|| hyper::upgrade::on(&mut request));
         self.aim(&mut request, &slot)?;
-        if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>().cloned() {
-            let attempt = trace.begin_attempt(request.headers_mut());
+        if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>().cloned()
+            && let Some(attempt) = trace.begin_attempt(request.headers_mut())
+        {
             slot.traced(trace, attempt, request.method().clone());
         }
         // Whether the client has finished sending its body, to tell a slow client from a

@@ -218,12 +218,14 @@ impl Metrics {
         // Series alerts and rates look for exist from the start at 0: `increase()` cannot see
         // the first event of a series that appears with it.
         for outcome in ["applied", "rejected"] {
-            metrics
-                .config_reloads
-                .get_or_create(&OutcomeLabels { outcome });
+            drop(
+                metrics
+                    .config_reloads
+                    .get_or_create(&OutcomeLabels { outcome }),
+            );
         }
         for outcome in ["kept", "discarded"] {
-            metrics.traces.get_or_create(&OutcomeLabels { outcome });
+            drop(metrics.traces.get_or_create(&OutcomeLabels { outcome }));
         }
         for reason in [
             "queue_full",
@@ -232,9 +234,11 @@ impl Metrics {
             "late",
             "export_failed",
         ] {
-            metrics
-                .spans_dropped
-                .get_or_create(&ReasonLabels { reason });
+            drop(
+                metrics
+                    .spans_dropped
+                    .get_or_create(&ReasonLabels { reason }),
+            );
         }
         Metrics {
             registry,

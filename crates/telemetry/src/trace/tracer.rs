@@ -186,24 +186,25 @@ impl RequestTrace {
     }
 
     /// Starts an attempt upstream: writes the context for a new client span into `headers`
-    /// (replacing the caller's) and returns the span to end with [`end_attempt`].
+    /// (replacing the caller's) and, when spans are recorded, returns the span to end with
+    /// [`end_attempt`].
     ///
     /// [`end_attempt`]: Self::end_attempt
-    pub fn begin_attempt(&self, headers: &mut HeaderMap) -> Attempt {
+    pub fn begin_attempt(&self, headers: &mut HeaderMap) -> Option<Attempt> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
-        let attempt = Attempt {
-            span_id: SpanId::random(),
-            started: SystemTime::now(),
-        };
+        let span_id = SpanId::random();
         let outgoing = Outgoing {
             trace_id: self.trace_id,
-            span_id: attempt.span_id,
+            span_id,
             parent_span_id: self.span_id,
             sampled: self.sampled,
             tracestate: self.parent.as_ref().and_then(|p| p.tracestate.clone()),
         };
         context::inject(headers, &outgoing, &self.tracer.config.propagation);
-        attempt
+        self.recording.then(|| Attempt {
+            span_id,
+            started: SystemTime::now(),
+        })
     }
 
     /// Ends an attempt to `endpoint` that got `status` (`None`: no answer, for `error`).
@@ -497,7 +498,7 @@ mod tests {
         let tracer = Tracer::start(&config(1.0, tail(1)), metrics.clone());
         let trace = tracer.begin(&with_parent(true));
         let mut headers = with_parent(true);
-        let first = trace.begin_attempt(&mut headers);
+        let first = trace.begin_attempt(&mut headers).unwrap();
         let sent = context::extract(&headers).unwrap();
         assert_eq!(sent.trace_id.to_hex(), "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(sent.span_id, first.span_id);
@@ -506,7 +507,7 @@ mod tests {
             "the upstream's parent is the client span"
         );
         trace.end_attempt(first, "GET", "127.0.0.1:1", Some(200), None);
-        let second = trace.begin_attempt(&mut headers);
+        let second = trace.begin_attempt(&mut headers).unwrap();
         trace.end_attempt(second, "GET", "127.0.0.1:1", None, Some("connect-refused"));
         // The budget of one held span took the first attempt; the second was dropped.
         let text = metrics.encode(crate::Format::Prometheus);
