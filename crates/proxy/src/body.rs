@@ -53,12 +53,22 @@ impl Observer for ByteCount {
     }
 }
 
-/// Raises a shared flag when the body ends.
-pub struct EndFlag(pub Arc<AtomicBool>);
+/// A request body on its way upstream: how many bytes have gone, and whether all have.
+#[derive(Clone, Debug, Default)]
+pub struct Upload {
+    /// Bytes passed so far.
+    pub bytes: Arc<AtomicU64>,
+    /// Raised when the body ended.
+    pub done: Arc<AtomicBool>,
+}
 
-impl Observer for EndFlag {
+impl Observer for Upload {
+    fn data(&mut self, len: usize) {
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     fn end(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.done.store(true, Ordering::Relaxed);
     }
 }
 

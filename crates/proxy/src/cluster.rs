@@ -22,7 +22,7 @@ use serde::Serialize;
 use watertight_balance::{LeastRequest, WeightedRoundRobin};
 use watertight_config as config;
 use watertight_telemetry::Metrics;
-use watertight_telemetry::metrics::EndpointMetrics;
+use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
 use watertight_telemetry::trace::{Attempt, RequestTrace};
 
 use crate::body::ProxyBody;
@@ -108,6 +108,10 @@ pub struct InFlight {
     started: Option<Instant>,
     /// What the endpoint answered, once it has.
     status: Option<u16>,
+    /// Request body bytes sent so far, when the request has a body.
+    sent: Option<Arc<AtomicU64>>,
+    /// Response body bytes received.
+    received: u64,
     /// The attempt's client span, when the request is traced.
     span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
@@ -121,8 +125,20 @@ impl InFlight {
             endpoint,
             started,
             status: None,
+            sent: None,
+            received: 0,
             span: None,
         }
+    }
+
+    /// Counts the request body's bytes in this attempt from `sent`.
+    pub fn uploading(&mut self, sent: Arc<AtomicU64>) {
+        self.sent = Some(sent);
+    }
+
+    /// Notes `len` more response body bytes.
+    pub fn received(&mut self, len: usize) {
+        self.received += len as u64;
     }
 
     /// Makes this attempt a client span of `trace` (ended with the attempt).
@@ -145,7 +161,12 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
-            metrics.attempt(self.status, started.elapsed());
+            metrics.attempt(AttemptEnded {
+                status: self.status,
+                elapsed: started.elapsed(),
+                bytes_sent: self.sent.as_ref().map_or(0, |s| s.load(Ordering::Relaxed)),
+                bytes_received: self.received,
+            });
         }
         if let Some((trace, attempt, method)) = self.span.take() {
             trace.end_attempt(

@@ -45,19 +45,26 @@ pub struct Connection {
 /// Handles one request from a client connection.
 pub async fn handle(
     connection: Arc<Connection>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<ExchangeBody>, Infallible> {
     let started = Instant::now();
     let client_version = request.version();
     let activity = connection.activity.start_request();
     let runtime = connection.runtime.load_full();
-    let trace = runtime
-        .tracer
+    let mut trace = runtime.tracer.as_ref().map(|t| t.begin(request.headers()));
+    let log_ids = trace
         .as_ref()
-        .map(|tracer| Arc::new(tracer.begin(request.headers())));
+        .filter(|_| runtime.access_log.enabled())
+        .map(|t| (t.trace_id(), t.span_id()));
+    // A trace that records nothing only needs its context sent on: that is done here, once,
+    // and the rest of the path never sees it.
+    if let Some(unrecorded) = trace.take_if(|t| !t.recording()) {
+        unrecorded.begin_attempt(request.headers_mut());
+    }
+    let trace = trace.map(Arc::new);
     // With the access log off and no spans being recorded, skip everything that only feeds
     // them.
-    let logging = runtime.access_log.enabled() || trace.as_ref().is_some_and(|t| t.recording());
+    let logging = runtime.access_log.enabled() || trace.is_some();
     let bytes_in = (logging || runtime.metrics.is_some()).then(|| Arc::new(AtomicU64::new(0)));
     let mut request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));
@@ -74,8 +81,8 @@ pub async fn handle(
             authority: request_host(&request).unwrap_or("").to_owned(),
             path: request.uri().path().to_owned(),
             protocol: version_name(request.version()),
-            trace_id: trace.as_ref().map(|t| t.trace_id()),
-            span_id: trace.as_ref().map(|t| t.span_id()),
+            trace_id: log_ids.as_ref().map(|(trace, _)| trace.clone()),
+            span_id: log_ids.map(|(_, span)| span),
             ..Entry::default()
         }
     } else {

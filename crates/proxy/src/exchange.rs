@@ -149,13 +149,19 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
             reason,
         );
     }
+    // A kept trace's id goes next to its latency as an exemplar.
+    let exemplar = exchange
+        .trace
+        .as_ref()
+        .filter(|_| kept)
+        .map(|trace| trace.trace_id());
     if let Some(route) = &exchange.route_metrics {
         route.finished(Finished {
             status: entry.status,
             elapsed,
             bytes_in,
             bytes_out,
-            trace_id: entry.trace_id.as_deref().filter(|_| kept),
+            trace_id: exemplar.as_deref(),
         });
     }
     if exchange.log.enabled() {

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tower::Service;
 use watertight_config::UpstreamProtocol;
 use watertight_telemetry::trace::RequestTrace;
 
-use crate::body::{Deadline, EndFlag, Observed, Observer, ProxyBody, boxed, empty};
+use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::cluster::{Cluster, InFlight};
 use crate::drain::Drain;
 use crate::error::{ErrorKind, ProxyError};
@@ -90,13 +90,14 @@ impl Forward {
         {
             slot.traced(trace, attempt, request.method().clone());
         }
-        // Whether the client has finished sending its body, to tell a slow client from a
-        // slow upstream when the deadline passes.
-        let body_sent = (!request.body().is_end_stream()).then(|| {
-            let sent = Arc::new(AtomicBool::new(false));
+        // How much of its body the client has sent, and whether all of it: the attempt's
+        // bytes out, and at the deadline, a slow client told apart from a slow upstream.
+        let upload = (!request.body().is_end_stream()).then(|| {
+            let upload = Upload::default();
             let body = std::mem::replace(request.body_mut(), empty());
-            *request.body_mut() = boxed(Observed::new(body, EndFlag(sent.clone())));
-            sent
+            *request.body_mut() = boxed(Observed::new(body, upload.clone()));
+            slot.uploading(upload.bytes.clone());
+            upload
         });
 
         // One timer for the whole exchange: it bounds the wait for the head here, then moves
@@ -111,7 +112,7 @@ impl Forward {
                 biased;
                 outcome = sent => outcome,
                 () = deadline.as_mut() => {
-                    return Err(if body_sent.is_some_and(|sent| !sent.load(Ordering::Relaxed)) {
+                    return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
                         ProxyError::new(ErrorKind::ClientTimeout).at_endpoint(&endpoint.address)
                     } else {
                         fail(ProxyError::new(ErrorKind::UpstreamTimeout))
@@ -213,5 +214,10 @@ async fn tunnel(
     }
 }
 
-/// The endpoint's in-flight slot rides on the response body and is released when it drops.
-impl Observer for InFlight {}
+/// The endpoint's in-flight slot rides on the response body, counts its bytes, and is
+/// released when it drops.
+impl Observer for InFlight {
+    fn data(&mut self, len: usize) {
+        self.received(len);
+    }
+}

@@ -93,6 +93,13 @@ async fn responses_latency_and_bytes_are_counted_per_route_and_endpoint() {
         )),
         Some(5.0)
     );
+    assert!(
+        at(format!(
+            "watertight_upstream_response_bytes_total{{{endpoint}}}"
+        ))
+        .unwrap()
+            >= 3000.0
+    );
     // One keep-alive client, one request at a time: one pooled connection, idle now.
     assert_eq!(
         at(format!(

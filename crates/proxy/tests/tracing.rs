@@ -35,7 +35,7 @@ async fn a_request_through_two_proxies_is_one_trace_with_intact_parent_links() {
     let all = "  head_ratio: 1.0\n";
     let (_sidecar, sidecar) =
         proxy(&traced(app.local_addr(), "sidecar", receiver.address, all)).await;
-    let (_edge, edge) = proxy(&traced(sidecar, "edge", receiver.address, all)).await;
+    let (edge_proxy, edge) = proxy(&traced(sidecar, "edge", receiver.address, all)).await;
 
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
@@ -82,6 +82,14 @@ async fn a_request_through_two_proxies_is_one_trace_with_intact_parent_links() {
     assert_eq!(
         edge_client.attribute("server.address"),
         Some(sidecar.to_string())
+    );
+    // The kept trace is the exemplar of its latency bucket.
+    let scrape = edge_proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::OpenMetrics);
+    assert!(
+        scrape.contains(&format!("# {{trace_id=\"{caller_trace}\"}}")),
+        "{scrape}"
     );
     assert!(edge_server.span.start_time_unix_nano <= edge_client.span.start_time_unix_nano);
     assert!(edge_client.span.end_time_unix_nano <= edge_server.span.end_time_unix_nano);

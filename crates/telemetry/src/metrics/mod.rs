@@ -93,6 +93,8 @@ pub struct Metrics {
     route_response_bytes: Family<RouteLabels, Counter>,
     upstream_requests: Family<EndpointStatusLabels, Counter>,
     upstream_duration: Family<EndpointLabels, LatencyHistogram>,
+    upstream_request_bytes: Family<EndpointLabels, Counter>,
+    upstream_response_bytes: Family<EndpointLabels, Counter>,
     proxy_errors: Family<ErrorLabels, Counter>,
     listener_open: Family<ListenerLabels, Gauge>,
     listener_accepted: Family<ListenerLabels, Counter>,
@@ -123,6 +125,8 @@ impl Metrics {
             route_response_bytes: Family::default(),
             upstream_requests: Family::default(),
             upstream_duration: Family::default(),
+            upstream_request_bytes: Family::default(),
+            upstream_response_bytes: Family::default(),
             proxy_errors: Family::default(),
             listener_open: Family::default(),
             listener_accepted: Family::default(),
@@ -173,6 +177,18 @@ impl Metrics {
             "From sending an attempt to its last response byte, by endpoint",
             Unit::Seconds,
             metrics.upstream_duration.clone(),
+        );
+        r.register_with_unit(
+            "upstream_request",
+            "Request body bytes sent to upstream endpoints, by endpoint",
+            Unit::Bytes,
+            metrics.upstream_request_bytes.clone(),
+        );
+        r.register_with_unit(
+            "upstream_response",
+            "Response body bytes received from upstream endpoints, by endpoint",
+            Unit::Bytes,
+            metrics.upstream_response_bytes.clone(),
         );
         r.register(
             "proxy_errors",
@@ -296,16 +312,16 @@ impl Metrics {
                 })
                 .clone()
         };
+        let labels = EndpointLabels {
+            cluster: cluster.to_owned(),
+            endpoint: endpoint.to_owned(),
+        };
         EndpointMetrics {
             answered: STATUS_CLASSES.map(attempts),
             failed: attempts("failed"),
-            duration: self
-                .upstream_duration
-                .get_or_create(&EndpointLabels {
-                    cluster: cluster.to_owned(),
-                    endpoint: endpoint.to_owned(),
-                })
-                .clone(),
+            duration: self.upstream_duration.get_or_create(&labels).clone(),
+            request_bytes: self.upstream_request_bytes.get_or_create(&labels).clone(),
+            response_bytes: self.upstream_response_bytes.get_or_create(&labels).clone(),
         }
     }
 
@@ -429,16 +445,37 @@ pub struct EndpointMetrics {
     answered: [Counter; 5],
     failed: Counter,
     duration: LatencyHistogram,
+    request_bytes: Counter,
+    response_bytes: Counter,
+}
+
+/// One ended upstream attempt, as its endpoint's metrics see it.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptEnded {
+    /// What the endpoint answered, `None` if it never did.
+    pub status: Option<u16>,
+    /// From sending to the last response byte (or the failure).
+    pub elapsed: Duration,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Response body bytes received.
+    pub bytes_received: u64,
 }
 
 impl EndpointMetrics {
-    /// An attempt ended: `status` is what the endpoint answered, `None` if it never did.
-    pub fn attempt(&self, status: Option<u16>, elapsed: Duration) {
-        match status {
+    /// Records an ended attempt.
+    pub fn attempt(&self, attempt: AttemptEnded) {
+        match attempt.status {
             Some(status) => self.answered[status_class(status)].inc(),
             None => self.failed.inc(),
         };
-        self.duration.observe(elapsed);
+        self.duration.observe(attempt.elapsed);
+        if attempt.bytes_sent > 0 {
+            self.request_bytes.inc_by(attempt.bytes_sent);
+        }
+        if attempt.bytes_received > 0 {
+            self.response_bytes.inc_by(attempt.bytes_received);
+        }
     }
 }
 
@@ -562,8 +599,14 @@ mod tests {
     fn upstream_attempts_count_failures_apart() {
         let metrics = Metrics::new();
         let endpoint = metrics.endpoint("c", "127.0.0.1:1");
-        endpoint.attempt(Some(200), Duration::from_millis(1));
-        endpoint.attempt(None, Duration::from_millis(1));
+        let ended = |status, bytes_received| AttemptEnded {
+            status,
+            elapsed: Duration::from_millis(1),
+            bytes_sent: 3,
+            bytes_received,
+        };
+        endpoint.attempt(ended(Some(200), 10));
+        endpoint.attempt(ended(None, 0));
         metrics.proxy_error("l", "r", "c", "connect-refused");
         let text = scrape(&metrics, Format::Prometheus);
         for expected in [
@@ -571,6 +614,8 @@ mod tests {
             "watertight_upstream_requests_total{cluster=\"c\",endpoint=\"127.0.0.1:1\",status_class=\"2xx\"} 1\n",
             "watertight_upstream_request_duration_seconds_count{cluster=\"c\",endpoint=\"127.0.0.1:1\"} 2\n",
             "watertight_proxy_errors_total{listener=\"l\",route=\"r\",cluster=\"c\",reason=\"connect-refused\"} 1\n",
+            "watertight_upstream_request_bytes_total{cluster=\"c\",endpoint=\"127.0.0.1:1\"} 6\n",
+            "watertight_upstream_response_bytes_total{cluster=\"c\",endpoint=\"127.0.0.1:1\"} 10\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

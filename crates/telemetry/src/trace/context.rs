@@ -98,6 +98,10 @@ pub struct Outgoing {
 /// The caller's context from `headers`: W3C, else B3 single, else B3 multi. Malformed
 /// headers are ignored (the request starts a new trace), as W3C Trace Context requires.
 pub fn extract(headers: &HeaderMap) -> Option<Parent> {
+    // Most requests carry none: one pass over the names beats the lookups below.
+    if !headers.keys().any(is_trace_header) {
+        return None;
+    }
     w3c(headers)
         .or_else(|| b3_single(headers))
         .or_else(|| b3_multi(headers))
@@ -193,7 +197,10 @@ pub fn inject(headers: &mut HeaderMap, context: &Outgoing, formats: &[Propagatio
                 value.push('-');
                 push_hex(&mut value, &context.span_id.0);
                 value.push_str(if context.sampled { "-01" } else { "-00" });
-                insert(headers, TRACEPARENT, &value);
+                // Hex and dashes are always a valid value; this keeps the buffer (no copy).
+                if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+                    headers.insert(TRACEPARENT, value);
+                }
                 if let Some(state) = &context.tracestate {
                     headers.insert(TRACESTATE, state.clone());
                 }
