@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::resilience::{Bulkhead, Retry};
 use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
@@ -98,6 +99,12 @@ pub struct Route {
     /// Whole-exchange timeout for this route; overrides the cluster's `request_timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// Retries of failed attempts; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// A concurrency limit for this route; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<Bulkhead>,
 }
 
 /// Conditions on a request; all that are given must hold.

@@ -522,6 +522,8 @@ fn validate_without_a_file_names_the_path_in_the_message() {
         matches: RouteMatch::default(),
         cluster: "backend".into(),
         timeout: None,
+        retry: None,
+        bulkhead: None,
     };
     let config = Config::new(
         vec![Listener::http("main", "127.0.0.1:8080", vec![route])],

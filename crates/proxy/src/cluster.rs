@@ -265,7 +265,27 @@ impl Cluster {
 
     /// Picks an endpoint for the next request and takes an in-flight slot on it.
     pub fn pick(&self) -> Option<InFlight> {
-        let index = match &self.picker {
+        self.pick_avoiding(&[])
+    }
+
+    /// Like [`pick`](Self::pick), but passes over the endpoints in `tried` (earlier attempts
+    /// of the same request) while any other remains.
+    pub fn pick_avoiding(&self, tried: &[Arc<str>]) -> Option<InFlight> {
+        let count = self.endpoints.len();
+        let first = self.pick_index();
+        let index = if tried.is_empty() || count <= 1 {
+            first
+        } else {
+            (0..count)
+                .map(|k| (first + k) % count)
+                .find(|&i| !tried.contains(&self.endpoints[i].address))
+                .unwrap_or(first)
+        };
+        self.endpoints.get(index).cloned().map(InFlight::start)
+    }
+
+    fn pick_index(&self) -> usize {
+        match &self.picker {
             _ if self.endpoints.len() <= 1 => 0,
             Picker::RoundRobin(rr) => rr.pick(self.turn.fetch_add(1, Ordering::Relaxed)),
             Picker::LeastRequest(lr) => lr.pick(
@@ -273,8 +293,7 @@ impl Cluster {
                 rand::random::<u64>(),
                 rand::random::<u64>(),
             ),
-        };
-        self.endpoints.get(index).cloned().map(InFlight::start)
+        }
     }
 
     /// A point-in-time view for the admin API.

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -180,6 +180,10 @@ pub fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(REASON_HEADER, HeaderValue::from_static(kind.reason()));
+    if matches!(kind, ErrorKind::BulkheadFull | ErrorKind::QueueTimeout) {
+        // Busy, not broken: worth trying again shortly.
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 

@@ -42,6 +42,10 @@ pub enum ErrorKind {
     ClientAborted,
     /// The client was still sending its request body when the request timeout passed.
     ClientTimeout,
+    /// The route's bulkhead is at its limit and its queue is full.
+    BulkheadFull,
+    /// The request waited in the bulkhead's queue for its whole queue timeout.
+    QueueTimeout,
 }
 
 impl ErrorKind {
@@ -49,7 +53,10 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
-            ErrorKind::NoEndpoint | ErrorKind::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NoEndpoint
+            | ErrorKind::Draining
+            | ErrorKind::BulkheadFull
+            | ErrorKind::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::ConnectRefused
             | ErrorKind::ConnectFailed
@@ -79,6 +86,8 @@ impl ErrorKind {
             ErrorKind::Draining => "draining",
             ErrorKind::ClientAborted => "client-aborted",
             ErrorKind::ClientTimeout => "client-timeout",
+            ErrorKind::BulkheadFull => "bulkhead-full",
+            ErrorKind::QueueTimeout => "queue-timeout",
         }
     }
 
@@ -154,6 +163,8 @@ impl ProxyError {
                 | ErrorKind::NoRoute
                 | ErrorKind::BadRequest
                 | ErrorKind::Draining
+                | ErrorKind::BulkheadFull
+                | ErrorKind::QueueTimeout
         )
     }
 

@@ -28,6 +28,7 @@ use crate::cluster::{Cluster, InFlight};
 use crate::drain::Drain;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
+use crate::retry::AttemptPlan;
 
 /// The endpoint that answered, put in the response's extensions for the access log.
 #[derive(Clone, Debug)]
@@ -72,7 +73,13 @@ impl Forward {
         self,
         mut request: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let mut slot = self.cluster.pick().ok_or(ErrorKind::NoEndpoint)?;
+        // Sent by the retry layer: endpoints to avoid and the deadlines of this attempt.
+        let plan = request.extensions_mut().remove::<AttemptPlan>();
+        let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
+        let mut slot = self
+            .cluster
+            .pick_avoiding(tried)
+            .ok_or(ErrorKind::NoEndpoint)?;
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
         let fail = |error: ProxyError| {
@@ -100,14 +107,19 @@ impl Forward {
             upload
         });
 
-        // One timer for the whole exchange: it bounds the wait for the head here, then moves
-        // into the body wrapper to bound the rest.
-        let mut deadline = self
-            .timeout
-            .and_then(|t| Instant::now().checked_add(t))
-            .map(|at| Box::pin(tokio::time::sleep_until(at)));
+        // The exchange's deadline bounds the wait for the head here, then moves into the body
+        // wrapper to bound the rest; a per-try timeout may end the wait for the head sooner.
+        let whole = match &plan {
+            Some(plan) => plan.deadline,
+            None => self.timeout.and_then(|t| Instant::now().checked_add(t)),
+        };
+        let head_by = match plan.as_ref().and_then(|p| p.head_deadline) {
+            Some(head) => Some(whole.map_or(head, |w| w.min(head))),
+            None => whole,
+        };
+        let mut head_timer = head_by.map(|at| Box::pin(tokio::time::sleep_until(at)));
         let sent = endpoint.client().request(request);
-        let outcome = match deadline.as_mut() {
+        let outcome = match head_timer.as_mut() {
             Some(deadline) => tokio::select! {
                 biased;
                 outcome = sent => outcome,
@@ -134,6 +146,11 @@ impl Forward {
         response.extensions_mut().insert(served_by);
         slot.answered(response.status().as_u16());
 
+        let deadline = if head_by == whole {
+            head_timer
+        } else {
+            whole.map(|at| Box::pin(tokio::time::sleep_until(at)))
+        };
         Ok(response.map(|body| {
             let body = Observed::new(body, slot);
             match deadline {

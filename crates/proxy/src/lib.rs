@@ -24,6 +24,7 @@
 pub mod access_log;
 mod activity;
 pub mod body;
+mod bulkhead;
 pub mod cluster;
 mod connector;
 mod drain;
@@ -34,6 +35,7 @@ pub mod forward;
 pub mod headers;
 mod proxy;
 pub mod reload;
+pub mod retry;
 pub mod router;
 pub mod runtime;
 mod saturation;

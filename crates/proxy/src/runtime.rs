@@ -85,10 +85,14 @@ impl Runtime {
                         route.name, route.cluster
                     )
                 })?;
-                let route_metrics = metered.map(|m| m.route(&route.name, &route.cluster));
                 routes.push((
                     RouteMatcher::compile(&route.matches),
-                    stack::build(route, Arc::clone(cluster), tunnels.clone(), route_metrics),
+                    stack::build(
+                        route,
+                        Arc::clone(cluster),
+                        tunnels.clone(),
+                        metered.map(|m| m.as_ref()),
+                    ),
                 ));
             }
             listeners.insert(

@@ -26,6 +26,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    listener: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
 }
@@ -113,6 +119,39 @@ impl Collector for Saturation {
                 };
                 (labels, c.config().pool.max_idle_per_endpoint as f64)
             }),
+        )?;
+        let bulkheads = || {
+            runtime.listeners.values().flat_map(|listener| {
+                listener.router.routes().filter_map(move |route| {
+                    let bulkhead = route.bulkhead.as_ref()?;
+                    let labels = RouteLabels {
+                        listener: listener.name.to_string(),
+                        route: route.name.to_string(),
+                    };
+                    Some((labels, bulkhead))
+                })
+            })
+        };
+        scrape::gauges(
+            e,
+            "bulkhead_in_flight",
+            "Requests admitted by the route's bulkhead now",
+            None,
+            bulkheads().map(|(labels, b)| (labels, b.in_flight() as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "bulkhead_limit",
+            "Most requests the route's bulkhead admits at once",
+            None,
+            bulkheads().map(|(labels, b)| (labels, b.limit() as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "bulkhead_queued",
+            "Requests waiting in the route's bulkhead queue now",
+            None,
+            bulkheads().map(|(labels, b)| (labels, b.queued() as f64)),
         )?;
         scrape::gauge(
             e,

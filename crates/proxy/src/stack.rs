@@ -1,8 +1,9 @@
 //! Assembly of a route's service stack from its config.
 //!
-//! Today a route is just [`Forward`] to its cluster. Bulkheads, breakers, retries, caching and
-//! the fallback chain slot in here as tower layers around it, in the order the architecture
-//! chart gives, without the edge or the forwarder changing.
+//! From the outside in: the route's bulkhead (if any), its retries (if any), then
+//! [`Forward`] to its cluster. Breakers, caching and the fallback chain slot in here as
+//! further layers, in the order the architecture chart gives, without the edge or the
+//! forwarder changing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,13 +14,17 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use watertight_config as config;
+use watertight_resilience::Bulkhead;
+use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::RouteMetrics;
 
 use crate::body::ProxyBody;
+use crate::bulkhead::Bulkheaded;
 use crate::cluster::Cluster;
 use crate::drain::Drain;
 use crate::error::ProxyError;
 use crate::forward::Forward;
+use crate::retry::{RetryPolicy, Retrying};
 
 /// A route's request handling, cloned cheaply per request.
 pub type RouteService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBody>, ProxyError>;
@@ -39,32 +44,60 @@ pub struct RouteEntry {
     pub service: RouteService,
     /// Its golden-signal metrics, when metrics are on.
     pub metrics: Option<Arc<RouteMetrics>>,
+    /// Its bulkhead, if it has one (read by the admin API and metrics).
+    pub bulkhead: Option<Arc<Bulkhead>>,
 }
 
 impl RouteEntry {
     /// Runs `request` through the route's stack.
     pub fn call(&self, request: Request<ProxyBody>) -> RouteFuture {
-        // Boxing here, where every type is concrete, keeps the caller's async block `Send`
-        // (the compiler cannot prove it through the service's associated future type).
-        Box::pin(self.service.clone().oneshot(request))
+        call(self.service.clone(), request)
     }
 }
 
-/// Builds the stack for `route`, which sends to `cluster`.
+/// Runs `request` through `service`. Layers call their inner service through this: boxing
+/// here, where every type is concrete, keeps the caller's async block `Send` (the compiler
+/// cannot prove it through the service's associated future type).
+pub fn call(service: RouteService, request: Request<ProxyBody>) -> RouteFuture {
+    Box::pin(service.oneshot(request))
+}
+
+/// Builds the stack for `route`, which sends to `cluster`; metric handles come from
+/// `metrics` when metrics are on.
 pub fn build(
     route: &config::Route,
     cluster: Arc<Cluster>,
     tunnels: Drain,
-    metrics: Option<RouteMetrics>,
+    metrics: Option<&Metrics>,
 ) -> RouteEntry {
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
         None => cluster.request_timeout(),
     };
+    let cluster_name: Arc<str> = cluster.name().into();
+    let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels));
+    if let Some(retry) = &route.retry
+        && retry.attempts > 1
+    {
+        let retry_metrics = metrics.map(|m| m.retries(&route.name, &cluster_name));
+        let policy = RetryPolicy::new(retry, timeout, retry_metrics);
+        service = BoxCloneSyncService::new(Retrying::new(service, Arc::new(policy)));
+    }
+    let bulkhead = route.bulkhead.as_ref().map(|b| {
+        Arc::new(Bulkhead::new(
+            b.max_concurrent,
+            b.max_queue,
+            b.queue_timeout.get(),
+        ))
+    });
+    if let Some(bulkhead) = &bulkhead {
+        service = BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone()));
+    }
     RouteEntry {
         name: route.name.as_str().into(),
-        cluster: cluster.name().into(),
-        service: BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels)),
-        metrics: metrics.map(Arc::new),
+        metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
+        cluster: cluster_name,
+        service,
+        bulkhead,
     }
 }

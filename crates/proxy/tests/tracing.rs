@@ -264,3 +264,71 @@ async fn otlp_http_posts_protobuf_to_v1_traces() {
         .collect();
     assert_eq!(spans.len(), 2, "a server and a client span: {spans:#?}");
 }
+
+#[tokio::test]
+async fn retries_are_sibling_client_spans_under_the_server_span() {
+    let receiver = OtlpReceiver::start().await;
+    let app = upstream("app").await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let yaml = traced(
+        app.local_addr(),
+        "edge",
+        receiver.address,
+        "  head_ratio: 1.0\n",
+    )
+    .replace(
+        &format!("      - address: \"{}\"\n", app.local_addr()),
+        &format!(
+            "      - address: \"{dead}\"\n      - address: \"{}\"\n",
+            app.local_addr()
+        ),
+    )
+    .replace(
+        "        cluster: app\n",
+        "        cluster: app\n        retry: {attempts: 2, retry_on: [connect-failure]}\n",
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    // Round robin starts at the dead endpoint: the first request needs its retry.
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
+
+    let spans = receiver.wait_for(|spans| spans.len() >= 3).await;
+    let server = spans.iter().find(|s| s.is_server()).unwrap();
+    let clients: Vec<&Received> = spans.iter().filter(|s| s.is_client()).collect();
+    assert_eq!(clients.len(), 2, "{spans:#?}");
+    for client in &clients {
+        assert_eq!(client.span.parent_span_id, server.span.span_id, "siblings");
+    }
+    let failed = clients
+        .iter()
+        .find(|c| c.attribute("server.address") == Some(dead.to_string()))
+        .expect("an attempt at the dead endpoint");
+    assert_eq!(
+        failed.span.status.as_ref().unwrap().code,
+        2,
+        "marked as an error"
+    );
+    let served = clients
+        .iter()
+        .find(|c| c.attribute("server.address") == Some(app.local_addr().to_string()))
+        .expect("an attempt at the live endpoint");
+    assert_eq!(
+        served.attribute("http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(failed.span.end_time_unix_nano <= served.span.start_time_unix_nano);
+    let retry = server
+        .span
+        .events
+        .iter()
+        .find(|e| e.name == "retry")
+        .expect("a retry event on the server span");
+    assert!(
+        retry
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "watertight.retry_reason")
+    );
+}

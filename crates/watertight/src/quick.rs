@@ -18,6 +18,8 @@ pub fn config(
         matches: config::RouteMatch::default(),
         cluster: "upstream".into(),
         timeout: None,
+        retry: None,
+        bulkhead: None,
     };
     let mut config = config::Config::new(
         vec![config::Listener::http("main", listen, vec![route])],

@@ -15,6 +15,7 @@ mod finding;
 mod http_syntax;
 mod listeners;
 mod names;
+mod resilience;
 mod routes;
 mod shadowing;
 mod tracing;

@@ -75,6 +75,8 @@ mod tests {
             matches: RouteMatch::default(),
             cluster: "web".into(),
             timeout: None,
+            retry: None,
+            bulkhead: None,
         }
     }
 

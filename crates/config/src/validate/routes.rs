@@ -5,7 +5,7 @@ use crate::path::Path;
 use crate::suggest;
 use crate::{Config, Listener, RouteMatch};
 
-use super::{Finding, http_syntax, shadowing};
+use super::{Finding, http_syntax, resilience, shadowing};
 
 pub(super) fn check(
     config: &Config,
@@ -41,6 +41,7 @@ pub(super) fn check(
             );
         }
         conditions(&route.matches, &path.key("match"), &subject, found);
+        resilience::check(route, &path, found);
         let earlier = listener.routes[..j]
             .iter()
             .enumerate()

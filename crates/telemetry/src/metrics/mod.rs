@@ -47,6 +47,13 @@ struct RouteStatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteOutcomeLabels {
+    route: String,
+    cluster: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
     cluster: String,
     endpoint: String,
@@ -91,6 +98,7 @@ pub struct Metrics {
     route_in_flight: Family<RouteLabels, Gauge>,
     route_request_bytes: Family<RouteLabels, Counter>,
     route_response_bytes: Family<RouteLabels, Counter>,
+    route_retries: Family<RouteOutcomeLabels, Counter>,
     upstream_requests: Family<EndpointStatusLabels, Counter>,
     upstream_duration: Family<EndpointLabels, LatencyHistogram>,
     upstream_request_bytes: Family<EndpointLabels, Counter>,
@@ -123,6 +131,7 @@ impl Metrics {
             route_in_flight: Family::default(),
             route_request_bytes: Family::default(),
             route_response_bytes: Family::default(),
+            route_retries: Family::default(),
             upstream_requests: Family::default(),
             upstream_duration: Family::default(),
             upstream_request_bytes: Family::default(),
@@ -166,6 +175,11 @@ impl Metrics {
             "Response body bytes sent to clients, by route",
             Unit::Bytes,
             metrics.route_response_bytes.clone(),
+        );
+        r.register(
+            "route_retries",
+            "Retries by outcome: sent, or not sent because the budget was spent or the deadline too near",
+            metrics.route_retries.clone(),
         );
         r.register(
             "upstream_requests",
@@ -298,6 +312,24 @@ impl Metrics {
             in_flight: self.route_in_flight.get_or_create(&labels).clone(),
             request_bytes: self.route_request_bytes.get_or_create(&labels).clone(),
             response_bytes: self.route_response_bytes.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// The retry counters of one route.
+    pub fn retries(&self, route: &str, cluster: &str) -> RetryMetrics {
+        let counter = |outcome| {
+            self.route_retries
+                .get_or_create(&RouteOutcomeLabels {
+                    route: route.to_owned(),
+                    cluster: cluster.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        RetryMetrics {
+            sent: counter("sent"),
+            budget_exhausted: counter("budget_exhausted"),
+            deadline: counter("deadline"),
         }
     }
 
@@ -437,6 +469,17 @@ impl RouteMetrics {
             self.response_bytes.inc_by(exchange.bytes_out);
         }
     }
+}
+
+/// A route's retry decisions.
+#[derive(Clone, Debug)]
+pub struct RetryMetrics {
+    /// Retries sent.
+    pub sent: Counter,
+    /// Retries the budget refused.
+    pub budget_exhausted: Counter,
+    /// Retries not sent because the deadline left no time for them.
+    pub deadline: Counter,
 }
 
 /// What an upstream attempt records against its endpoint.

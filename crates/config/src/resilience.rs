@@ -1,0 +1,176 @@
+//! The config schema's resilience sections on a route: `retry` and `bulkhead`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Duration;
+
+/// Retries of failed attempts, each on another endpoint when the cluster has one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Most tries in all, the first included (2 = one retry).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// What is retried: `connect-failure` (the request never left), `reset` (the connection
+    /// broke before an answer), `timeout` (an attempt exceeded `per_try_timeout`), `5xx`,
+    /// `gateway-error` (502, 503, 504), or a status code such as `503` or `429`.
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<String>,
+    /// Longest wait for one attempt's response head; the route's timeout still bounds the
+    /// whole exchange, retries and waits included. Absent: only the route's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<Duration>,
+    /// Wait between tries: exponential with full jitter.
+    #[serde(default)]
+    pub backoff: RetryBackoff,
+    /// How many retries the route may add on top of its requests.
+    #[serde(default)]
+    pub budget: RetryBudget,
+    /// Request bodies up to this many bytes are kept so they can be sent again; a larger body
+    /// streams through and its request is not retried.
+    #[serde(default = "default_replay_buffer")]
+    pub replay_buffer: usize,
+    /// Also retry non-idempotent requests (POST, PATCH) that may have reached the upstream.
+    /// Off, they are retried only when the connection was never made.
+    #[serde(default)]
+    pub non_idempotent: bool,
+}
+
+/// Backoff between tries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBackoff {
+    /// Ceiling of the first wait; it doubles per retry.
+    #[serde(default = "default_backoff_base")]
+    pub base: Duration,
+    /// Most any wait may be.
+    #[serde(default = "default_backoff_max")]
+    pub max: Duration,
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        Self {
+            base: default_backoff_base(),
+            max: default_backoff_max(),
+        }
+    }
+}
+
+/// Retries ≤ `ratio` × requests + `min_per_second` per second, over a 10 s window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    /// Retries allowed per request, on average.
+    #[serde(default = "default_budget_ratio")]
+    pub ratio: f64,
+    /// Retries allowed per second whatever the traffic (so a quiet route can retry).
+    #[serde(default = "default_budget_floor")]
+    pub min_per_second: u32,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        Self {
+            ratio: default_budget_ratio(),
+            min_per_second: default_budget_floor(),
+        }
+    }
+}
+
+/// A concurrency limit: past `max_concurrent`, requests wait in a bounded queue; past that,
+/// they are refused at once (`503`, `bulkhead-full`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bulkhead {
+    /// Most requests in flight at once.
+    pub max_concurrent: usize,
+    /// Most requests waiting for a slot.
+    #[serde(default)]
+    pub max_queue: usize,
+    /// Longest a request waits in the queue (`503`, `queue-timeout`).
+    #[serde(default = "default_queue_timeout")]
+    pub queue_timeout: Duration,
+}
+
+fn default_attempts() -> u32 {
+    2
+}
+fn default_retry_on() -> Vec<String> {
+    vec!["connect-failure".to_owned(), "reset".to_owned()]
+}
+fn default_backoff_base() -> Duration {
+    Duration::from_millis(25)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_budget_ratio() -> f64 {
+    0.2
+}
+fn default_budget_floor() -> u32 {
+    10
+}
+fn default_replay_buffer() -> usize {
+    64 * 1024
+}
+fn default_queue_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+
+/// One `retry_on` condition, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCondition {
+    /// The connection to the endpoint could not be made: the request never left.
+    ConnectFailure,
+    /// The connection broke before a complete response head.
+    Reset,
+    /// The attempt exceeded `per_try_timeout`.
+    Timeout,
+    /// Any 5xx answer.
+    ServerError,
+    /// 502, 503 or 504.
+    GatewayError,
+    /// This status code.
+    Status(u16),
+}
+
+impl RetryCondition {
+    /// The keywords besides status codes.
+    pub const KEYWORDS: [&'static str; 5] = [
+        "connect-failure",
+        "reset",
+        "timeout",
+        "5xx",
+        "gateway-error",
+    ];
+
+    /// Reads a `retry_on` entry: a keyword or a status code from 400 to 599.
+    pub fn parse(text: &str) -> Option<RetryCondition> {
+        Some(match text {
+            "connect-failure" => RetryCondition::ConnectFailure,
+            "reset" => RetryCondition::Reset,
+            "timeout" => RetryCondition::Timeout,
+            "5xx" => RetryCondition::ServerError,
+            "gateway-error" => RetryCondition::GatewayError,
+            code if code.len() == 3 => {
+                let code: u16 = code.parse().ok()?;
+                (400..=599)
+                    .contains(&code)
+                    .then_some(RetryCondition::Status(code))?
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether an answer with `status` meets this condition.
+    pub fn matches_status(self, status: u16) -> bool {
+        match self {
+            RetryCondition::ServerError => (500..=599).contains(&status),
+            RetryCondition::GatewayError => matches!(status, 502..=504),
+            RetryCondition::Status(code) => code == status,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The route's bulkhead as a layer: admit the request (or refuse it at once with
+//! `bulkhead-full`, or after its queue wait with `queue-timeout`), and hold the slot until the
+//! response body ends, so a slow stream counts as busy for as long as it is.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower::Service;
+use watertight_resilience::{Bulkhead, BulkheadPermit, Rejected};
+use watertight_telemetry::trace::RequestTrace;
+
+use crate::body::{Observed, Observer, ProxyBody, boxed};
+use crate::error::{ErrorKind, ProxyError};
+use crate::stack::{self, RouteFuture, RouteService};
+
+/// Admits requests to `inner` through `bulkhead`.
+#[derive(Clone)]
+pub struct Bulkheaded {
+    inner: RouteService,
+    bulkhead: Arc<Bulkhead>,
+}
+
+impl Bulkheaded {
+    /// `inner` behind `bulkhead`.
+    pub fn new(inner: RouteService, bulkhead: Arc<Bulkhead>) -> Self {
+        Self { inner, bulkhead }
+    }
+}
+
+/// The bulkhead slot riding on the response body.
+struct Slot(#[allow(dead_code)] BulkheadPermit);
+
+impl Observer for Slot {}
+
+impl Service<Request<ProxyBody>> for Bulkheaded {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = RouteFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+        let inner = self.inner.clone();
+        let bulkhead = self.bulkhead.clone();
+        Box::pin(async move {
+            let (permit, queued) = bulkhead.admit().await.map_err(|rejected| {
+                ProxyError::new(match rejected {
+                    Rejected::Full => ErrorKind::BulkheadFull,
+                    Rejected::QueueTimeout => ErrorKind::QueueTimeout,
+                })
+            })?;
+            if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
+                trace.event("bulkhead.queued", Vec::new());
+            }
+            let response = stack::call(inner, request).await?;
+            Ok(response.map(|body| boxed(Observed::new(body, Slot(permit)))))
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! Retries and bulkheads on real routes: another endpoint after a failure, no duplicated
+//! writes, the budget holding a failing upstream to its share, and bulkheads that fail fast.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, StatusCode};
+use support::*;
+use watertight_demo::{Faults, SampleService};
+use watertight_proxy::body::full;
+
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// [`one_cluster`] with `route` lines (e.g. a `retry:` block) added to its route.
+fn with_route(endpoints: &[SocketAddr], cluster: &[&str], route: &str) -> String {
+    one_cluster(endpoints, cluster, &[]).replace(
+        "        cluster: app\n",
+        &format!("        cluster: app\n{route}"),
+    )
+}
+
+async fn faulty(name: &str, faults: Faults) -> SampleService {
+    let service = upstream(name).await;
+    service.set_faults(faults);
+    service
+}
+
+async fn post(address: SocketAddr, body: &'static str) -> Answer {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{address}/upload"))
+        .body(full(body))
+        .unwrap();
+    send(&h1(), request).await
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_on_another_endpoint() {
+    let app = upstream("app").await;
+    let dead = closed_port();
+    let retry = "        retry: {attempts: 2, retry_on: [connect-failure]}\n";
+    let (_proxy, address) = proxy(&with_route(&[dead, app.local_addr()], &[], retry)).await;
+    for _ in 0..10 {
+        let answer = get(&h1(), address, "/", &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.reason());
+    }
+    assert_eq!(app.requests_served(), 10);
+
+    // Without a retry, round robin sends half of them to the dead endpoint.
+    let (_plain, plain) = proxy(&one_cluster(&[dead, app.local_addr()], &[], &[])).await;
+    let mut failed = 0;
+    for _ in 0..10 {
+        if get(&h1(), plain, "/", &[]).await.status == StatusCode::BAD_GATEWAY {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 5);
+}
+
+#[tokio::test]
+async fn a_post_the_upstream_received_is_not_sent_again() {
+    let resets = Faults {
+        reset_rate: 1.0,
+        ..Faults::default()
+    };
+    let first = faulty("app", resets).await;
+    let second = faulty("app", resets).await;
+    let endpoints = [first.local_addr(), second.local_addr()];
+    let retry = "        retry: {attempts: 3, retry_on: [reset]}\n";
+    let (_proxy, address) = proxy(&with_route(&endpoints, &[], retry)).await;
+
+    let answer = post(address, "pay 10 euros").await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason(), Some("upstream-reset"));
+    let served = || first.requests_served() + second.requests_served();
+    assert_eq!(served(), 1, "the write reached one upstream, once");
+
+    // A GET is idempotent: it is tried three times.
+    get(&h1(), address, "/", &[]).await;
+    assert_eq!(served(), 1 + 3);
+
+    // A route that opts in replays the POST too.
+    let opted = "        retry: {attempts: 3, retry_on: [reset], non_idempotent: true}\n";
+    let (_opted, opted_address) = proxy(&with_route(&endpoints, &[], opted)).await;
+    post(opted_address, "pay 10 euros").await;
+    assert_eq!(served(), 4 + 3);
+}
+
+#[tokio::test]
+async fn a_post_whose_connection_was_refused_is_retried() {
+    let app = upstream("app").await;
+    let dead = closed_port();
+    let retry = "        retry: {attempts: 2, retry_on: [connect-failure]}\n";
+    let (_proxy, address) = proxy(&with_route(&[dead, app.local_addr()], &[], retry)).await;
+    for _ in 0..4 {
+        let answer = post(address, "hello").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.json()["bytes"], 5, "the replayed body arrives whole");
+    }
+}
+
+#[tokio::test]
+async fn status_retries_move_to_a_healthy_endpoint() {
+    let broken = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let healthy = upstream("app").await;
+    let retry = "        retry: {attempts: 2, retry_on: [gateway-error]}\n";
+    let endpoints = [broken.local_addr(), healthy.local_addr()];
+    let (_proxy, address) = proxy(&with_route(&endpoints, &[], retry)).await;
+    for _ in 0..10 {
+        assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+    }
+    // Every retry avoided the endpoint that had just failed.
+    assert_eq!(healthy.requests_served(), 10);
+    assert!(broken.requests_served() <= 10);
+}
+
+#[tokio::test]
+async fn the_budget_holds_a_failing_upstream_to_its_share_of_retries() {
+    let failing = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    // Up to 3 tries each, but retries may add only 20% (and no floor).
+    let retry = "        retry:\n          attempts: 3\n          retry_on: [\"503\"]\n          backoff: {base: 1ms, max: 1ms}\n          budget: {ratio: 0.2, min_per_second: 0}\n";
+    let (_proxy, address) = proxy(&with_route(&[failing.local_addr()], &[], retry)).await;
+    let client = h1();
+    for _ in 0..200 {
+        assert_eq!(
+            get(&client, address, "/", &[]).await.status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let served = failing.requests_served();
+    assert!(
+        (200..=240).contains(&served),
+        "the upstream saw {served} requests for 200 client requests"
+    );
+}
+
+#[tokio::test]
+async fn retries_with_some_failures_hide_them_from_clients() {
+    let flaky = faulty(
+        "app",
+        Faults {
+            error_rate: 0.2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let retry =
+        "        retry: {attempts: 3, retry_on: [\"503\"], backoff: {base: 1ms, max: 2ms}}\n";
+    let (_proxy, address) = proxy(&with_route(&[flaky.local_addr()], &[], retry)).await;
+    let client = h1();
+    let mut errors = 0;
+    for _ in 0..300 {
+        if get(&client, address, "/", &[]).await.status != StatusCode::OK {
+            errors += 1;
+        }
+    }
+    // Three 20% failures in a row: 0.8% of requests, about 2 of 300.
+    assert!(errors <= 12, "{errors} of 300 failed");
+}
+
+#[tokio::test]
+async fn a_full_bulkhead_fails_fast_with_retry_after() {
+    let app = upstream("app").await;
+    let bulkhead = "        bulkhead: {max_concurrent: 2, max_queue: 0}\n";
+    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let refused = get(&h1(), address, "/", &[]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.reason(), Some("bulkhead-full"));
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "refused at once"
+    );
+    for answer in slow {
+        assert_eq!(answer.await.unwrap().status, StatusCode::OK);
+    }
+    // The slots are free again.
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_queued_request_gets_a_slot_or_gives_up_at_the_queue_timeout() {
+    let app = upstream("app").await;
+    let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 300ms}\n";
+    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let timed_out = get(&h1(), address, "/", &[]).await;
+    assert_eq!(timed_out.reason(), Some("queue-timeout"));
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+
+    // A short wait in the queue ends with the slot.
+    let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=100", &[]).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+}

@@ -1,0 +1,18 @@
+//! watertight's resilience mechanisms, as small state machines the proxy wraps around a route.
+//!
+//! - [`RetryBudget`]: retries may add at most a ratio of recent requests plus a small floor
+//!   per second (Finagle's and tower's budget), so retries cannot turn an outage into a storm.
+//! - [`Backoff`]: exponential backoff with full jitter between attempts.
+//! - [`Bulkhead`]: a concurrency limit with a bounded FIFO wait queue and a queue timeout, so a
+//!   slow dependency holds at most its share of the proxy.
+//!
+//! Time is always passed in (`now` arguments) or comes from tokio's clock, so tests run on
+//! paused time and decide exactly.
+
+mod backoff;
+mod budget;
+mod bulkhead;
+
+pub use backoff::Backoff;
+pub use budget::RetryBudget;
+pub use bulkhead::{Bulkhead, BulkheadPermit, Rejected};
