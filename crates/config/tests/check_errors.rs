@@ -608,3 +608,25 @@ fn tracing_needs_an_otlp_endpoint_and_knows_its_fields() {
         ]
     );
 }
+
+// 9. Resilience
+
+#[test]
+fn retry_and_bulkhead_problems_are_located() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        cluster: web\n        timeout: 1s\n        retry:\n          attempts: 11\n          retry_on: [reset, 200, teapot]\n          per_try_timeout: 2s\n          backoff: {base: 1s, max: 10ms}\n          budget: {ratio: 20}\n        bulkhead: {max_concurrent: 0}\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:9:21: attempts 11 is not between 1 and 10\n  hint: attempts counts every try, the first included: 2 means one retry",
+            "config.yaml:10:29: retry_on \"200\" is not a condition\n  hint: write one of connect-failure, reset, timeout, 5xx, gateway-error, or a status code from 400 to 599 such as \"503\"",
+            "config.yaml:10:34: retry_on \"teapot\" is not a condition\n  hint: write one of connect-failure, reset, timeout, 5xx, gateway-error, or a status code from 400 to 599 such as \"503\"",
+            "config.yaml:11:28: per_try_timeout 2s is longer than the route's timeout 1s\n  hint: the route's timeout bounds every try together; make per_try_timeout a fraction of it",
+            "config.yaml:12:27: backoff base 1s is above its max 10ms",
+            "config.yaml:13:27: budget ratio 20 is not between 0 and 10\n  hint: 0.2 lets retries add at most 20% to the route's requests",
+            "config.yaml:14:36: max_concurrent is 0: the route could serve nothing\n  hint: leave bulkhead out for no limit",
+        ]
+    );
+}
