@@ -5,14 +5,18 @@
 //! - [`Backoff`]: exponential backoff with full jitter between attempts.
 //! - [`Bulkhead`]: a concurrency limit with a bounded FIFO wait queue and a queue timeout, so a
 //!   slow dependency holds at most its share of the proxy.
+//! - [`CircuitBreaker`]: closed / open / half-open on failure and slow-call rates over a count
+//!   or time window, with growing, jittered open periods (Resilience4j's semantics).
 //!
 //! Time is always passed in (`now` arguments) or comes from tokio's clock, so tests run on
 //! paused time and decide exactly.
 
 mod backoff;
+pub mod breaker;
 mod budget;
 mod bulkhead;
 
 pub use backoff::Backoff;
+pub use breaker::{BreakerConfig, CircuitBreaker};
 pub use budget::RetryBudget;
 pub use bulkhead::{Bulkhead, BulkheadPermit, Rejected};
