@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
-use crate::resilience::{Bulkhead, Retry};
+use crate::resilience::{Bulkhead, CircuitBreaker, Retry};
 use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
@@ -165,6 +165,9 @@ pub struct Cluster {
     /// Keep-alive connection pool to the endpoints.
     #[serde(default)]
     pub pool: Pool,
+    /// A circuit breaker per endpoint; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
 }
 
 /// One upstream endpoint.
@@ -264,6 +267,7 @@ impl Cluster {
             connect_timeout: default_connect_timeout(),
             request_timeout: default_request_timeout(),
             pool: Pool::default(),
+            circuit_breaker: None,
         }
     }
 }

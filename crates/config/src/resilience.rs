@@ -174,3 +174,79 @@ impl RetryCondition {
         }
     }
 }
+
+/// A circuit breaker per endpoint of a cluster: an endpoint whose recent calls fail (or are
+/// slow) too often is passed over for a while, then probed with a few trial calls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// Judge the last this many calls (count window). Give this or `window_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_calls: Option<u32>,
+    /// Judge the calls of the last this many seconds (time window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u32>,
+    /// Calls the window must hold before it is judged.
+    #[serde(default = "default_minimum_calls")]
+    pub minimum_calls: u32,
+    /// Share of failed calls (0–1) that opens the breaker.
+    #[serde(default = "default_failure_rate")]
+    pub failure_rate: f64,
+    /// Share of slow calls (0–1) that opens the breaker.
+    #[serde(default = "default_slow_call_rate")]
+    pub slow_call_rate: f64,
+    /// A call whose response head takes at least this long is slow.
+    #[serde(default = "default_slow_call_duration")]
+    pub slow_call_duration: Duration,
+    /// How long the first trip keeps the endpoint out.
+    #[serde(default = "default_open_duration")]
+    pub open_duration: Duration,
+    /// Each consecutive trip multiplies the open period by this.
+    #[serde(default = "default_backoff_multiplier")]
+    pub backoff_multiplier: f64,
+    /// Longest open period.
+    #[serde(default = "default_max_open_duration")]
+    pub max_open_duration: Duration,
+    /// Up to this share of the open period is added at random (0–1).
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Trial calls let through when half-open.
+    #[serde(default = "default_half_open_calls")]
+    pub half_open_calls: u32,
+    /// What counts as a failure: the same words as a retry's `retry_on`.
+    #[serde(default = "default_failure_on")]
+    pub failure_on: Vec<String>,
+}
+
+fn default_minimum_calls() -> u32 {
+    10
+}
+fn default_failure_rate() -> f64 {
+    0.5
+}
+fn default_slow_call_rate() -> f64 {
+    1.0
+}
+fn default_slow_call_duration() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_open_duration() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_backoff_multiplier() -> f64 {
+    2.0
+}
+fn default_max_open_duration() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+fn default_half_open_calls() -> u32 {
+    3
+}
+fn default_failure_on() -> Vec<String> {
+    ["connect-failure", "reset", "timeout", "5xx"]
+        .map(str::to_owned)
+        .to_vec()
+}

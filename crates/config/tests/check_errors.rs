@@ -204,7 +204,7 @@ fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool",
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker",
             "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
         ]
     );
@@ -627,6 +627,22 @@ fn retry_and_bulkhead_problems_are_located() {
             "config.yaml:12:27: backoff base 1s is above its max 10ms",
             "config.yaml:13:27: budget ratio 20 is not between 0 and 10\n  hint: 0.2 lets retries add at most 20% to the route's requests",
             "config.yaml:14:36: max_concurrent is 0: the route could serve nothing\n  hint: leave bulkhead out for no limit",
+        ]
+    );
+}
+
+#[test]
+fn circuit_breaker_problems_are_located() {
+    let yaml = format!(
+        "{VALID}    circuit_breaker:\n      window_calls: 20\n      window_seconds: 10\n      failure_rate: 50\n      half_open_calls: 0\n      failure_on: [5xx, flaky]\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:13:23: give window_calls or window_seconds, not both\n  hint: window_calls judges the last N calls; window_seconds the calls of the last N seconds",
+            "config.yaml:14:21: failure_rate 50 is not a share above 0 and at most 1\n  hint: 0.5 opens the breaker when half the calls in the window fail",
+            "config.yaml:15:24: half_open_calls is 0",
+            "config.yaml:16:25: failure_on \"flaky\" is not a condition\n  hint: write one of connect-failure, reset, timeout, 5xx, gateway-error, or a status code from 400 to 599 such as \"503\"",
         ]
     );
 }

@@ -2,7 +2,7 @@
 //! budget ratio that is a share.
 
 use crate::path::Path;
-use crate::{RetryCondition, Route};
+use crate::{CircuitBreaker, RetryCondition, Route};
 
 use super::Finding;
 
@@ -18,20 +18,7 @@ pub(super) fn check(route: &Route, path: &Path, found: &mut Vec<Finding>) {
                 .hint("attempts counts every try, the first included: 2 means one retry"),
             );
         }
-        for (i, condition) in retry.retry_on.iter().enumerate() {
-            if RetryCondition::parse(condition).is_none() {
-                found.push(
-                    Finding::new(
-                        path.key("retry_on").index(i),
-                        format!("retry_on {condition:?} is not a condition"),
-                    )
-                    .hint(format!(
-                        "write one of {}, or a status code from 400 to 599 such as \"503\"",
-                        RetryCondition::KEYWORDS.join(", ")
-                    )),
-                );
-            }
-        }
+        conditions("retry_on", &retry.retry_on, &path, found);
         if !(0.0..=10.0).contains(&retry.budget.ratio) {
             found.push(
                 Finding::new(
@@ -77,4 +64,84 @@ pub(super) fn check(route: &Route, path: &Path, found: &mut Vec<Finding>) {
             .hint("leave bulkhead out for no limit"),
         );
     }
+}
+
+/// Each entry of a `retry_on` / `failure_on` list must be a condition.
+fn conditions(field: &str, list: &[String], path: &Path, found: &mut Vec<Finding>) {
+    for (i, condition) in list.iter().enumerate() {
+        if RetryCondition::parse(condition).is_none() {
+            found.push(
+                Finding::new(
+                    path.key(field).index(i),
+                    format!("{field} {condition:?} is not a condition"),
+                )
+                .hint(format!(
+                    "write one of {}, or a status code from 400 to 599 such as \"503\"",
+                    RetryCondition::KEYWORDS.join(", ")
+                )),
+            );
+        }
+    }
+}
+
+/// A cluster's `circuit_breaker`: one window, shares that are shares, counts that allow a call.
+pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut Vec<Finding>) {
+    if breaker.window_calls.is_some() && breaker.window_seconds.is_some() {
+        found.push(
+            Finding::new(
+                path.key("window_seconds"),
+                "give window_calls or window_seconds, not both",
+            )
+            .hint("window_calls judges the last N calls; window_seconds the calls of the last N seconds"),
+        );
+    }
+    for (field, value) in [
+        ("window_calls", breaker.window_calls),
+        ("window_seconds", breaker.window_seconds),
+        ("minimum_calls", Some(breaker.minimum_calls)),
+        ("half_open_calls", Some(breaker.half_open_calls)),
+    ] {
+        if value == Some(0) {
+            found.push(Finding::new(path.key(field), format!("{field} is 0")));
+        }
+    }
+    for (field, value) in [
+        ("failure_rate", breaker.failure_rate),
+        ("slow_call_rate", breaker.slow_call_rate),
+    ] {
+        if !(value > 0.0 && value <= 1.0) {
+            found.push(
+                Finding::new(
+                    path.key(field),
+                    format!("{field} {value} is not a share above 0 and at most 1"),
+                )
+                .hint("0.5 opens the breaker when half the calls in the window fail"),
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&breaker.jitter) {
+        found.push(Finding::new(
+            path.key("jitter"),
+            format!("jitter {} is not between 0 and 1", breaker.jitter),
+        ));
+    }
+    if !(breaker.backoff_multiplier >= 1.0) {
+        found.push(Finding::new(
+            path.key("backoff_multiplier"),
+            format!(
+                "backoff_multiplier {} is below 1: open periods would shrink",
+                breaker.backoff_multiplier
+            ),
+        ));
+    }
+    if breaker.open_duration > breaker.max_open_duration {
+        found.push(Finding::new(
+            path.key("open_duration"),
+            format!(
+                "open_duration {} is above max_open_duration {}",
+                breaker.open_duration, breaker.max_open_duration
+            ),
+        ));
+    }
+    conditions("failure_on", &breaker.failure_on, path, found);
 }
