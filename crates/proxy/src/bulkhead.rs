@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use tower::Service;
@@ -47,10 +48,12 @@ impl Service<Request<ProxyBody>> for Bulkheaded {
         let bulkhead = self.bulkhead.clone();
         Box::pin(async move {
             let (permit, queued) = bulkhead.admit().await.map_err(|rejected| {
+                // Busy, not broken: worth trying again shortly.
                 ProxyError::new(match rejected {
                     Rejected::Full => ErrorKind::BulkheadFull,
                     Rejected::QueueTimeout => ErrorKind::QueueTimeout,
                 })
+                .retry_after(Duration::from_secs(1))
             })?;
             if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
                 trace.event("bulkhead.queued", Vec::new());

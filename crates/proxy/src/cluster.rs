@@ -21,12 +21,16 @@ use serde::Serialize;
 
 use watertight_balance::{LeastRequest, WeightedRoundRobin};
 use watertight_config as config;
+use watertight_config::RetryCondition;
+use watertight_resilience::breaker::{Outcome, Refused, Ticket};
+use watertight_resilience::{BreakerConfig, CircuitBreaker, breaker};
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
 use watertight_telemetry::trace::{Attempt, RequestTrace};
 
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
+use crate::error::ErrorKind;
 
 /// One upstream endpoint and what is known about it right now.
 #[derive(Debug)]
@@ -46,6 +50,27 @@ pub struct Endpoint {
     client: UpstreamClient,
     /// Attempt metrics, when metrics are on.
     metrics: Option<EndpointMetrics>,
+    /// Its circuit breaker, when the cluster has one.
+    breaker: Option<EndpointBreaker>,
+}
+
+/// An endpoint's circuit breaker and what counts as a failure for it.
+#[derive(Debug)]
+struct EndpointBreaker {
+    breaker: Arc<CircuitBreaker>,
+    failure_on: Vec<RetryCondition>,
+}
+
+/// Why no endpoint could take a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The cluster has no endpoints.
+    NoEndpoint,
+    /// Every endpoint's breaker is open; the soonest reopens for trials after this.
+    BreakerOpen {
+        /// The wait until the first breaker lets a trial through.
+        retry_after: Duration,
+    },
 }
 
 impl Endpoint {
@@ -75,7 +100,43 @@ impl Endpoint {
             failures: AtomicU64::new(0),
             open_connections,
             metrics: metrics.map(|m| m.endpoint(&cluster.name, &config.address)),
+            breaker: cluster.circuit_breaker.as_ref().map(|c| EndpointBreaker {
+                breaker: CircuitBreaker::new(breaker_config(c)),
+                failure_on: c
+                    .failure_on
+                    .iter()
+                    .filter_map(|f| RetryCondition::parse(f))
+                    .collect(),
+            }),
         })
+    }
+
+    /// Lets a call through its breaker (always, without one).
+    fn admit(&self, now: std::time::Instant) -> Result<Option<Ticket>, Refused> {
+        let Some(b) = &self.breaker else {
+            return Ok(None);
+        };
+        let admitted = b.breaker.try_acquire(now);
+        self.count_transitions();
+        admitted.map(Some)
+    }
+
+    fn count_transitions(&self) {
+        if let Some(b) = &self.breaker {
+            for transition in b.breaker.take_transitions() {
+                tracing::info!(endpoint = %self.address, from = transition.from.name(), to = transition.to.name(), "circuit breaker");
+                if let Some(metrics) = &self.metrics {
+                    metrics.breaker_entered(transition.to.name());
+                }
+            }
+        }
+    }
+
+    /// Its breaker's state now, if it has one.
+    pub fn breaker_state(&self) -> Option<breaker::State> {
+        self.breaker
+            .as_ref()
+            .map(|b| b.breaker.state(std::time::Instant::now()))
     }
 
     /// Upstream connections open now.
@@ -112,22 +173,65 @@ pub struct InFlight {
     sent: Option<Arc<AtomicU64>>,
     /// Response body bytes received.
     received: u64,
+    /// The breaker's admission, reported when the attempt ends.
+    ticket: Option<Ticket>,
+    /// How long the response head took.
+    head_elapsed: Option<Duration>,
+    /// Why the attempt failed, if it did.
+    failure: Option<ErrorKind>,
     /// The attempt's client span, when the request is traced.
     span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
 
 impl InFlight {
-    fn start(endpoint: Arc<Endpoint>) -> Self {
+    fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
-        let started = endpoint.metrics.is_some().then(Instant::now);
+        let timed = endpoint.metrics.is_some() || ticket.is_some();
         Self {
             endpoint,
-            started,
+            started: timed.then(Instant::now),
             status: None,
             sent: None,
             received: 0,
+            ticket,
+            head_elapsed: None,
+            failure: None,
             span: None,
+        }
+    }
+
+    /// Notes why the attempt failed.
+    pub fn failed(&mut self, kind: ErrorKind) {
+        self.failure = Some(kind);
+    }
+
+    /// How the attempt went, as the endpoint's breaker judges it.
+    fn breaker_outcome(&self, failure_on: &[RetryCondition]) -> Outcome {
+        let elapsed = self
+            .head_elapsed
+            .or_else(|| self.started.map(|s| s.elapsed()))
+            .unwrap_or_default();
+        if let Some(status) = self.status {
+            return if failure_on.iter().any(|c| c.matches_status(status)) {
+                Outcome::Failure(elapsed)
+            } else {
+                Outcome::Success(elapsed)
+            };
+        }
+        let condition = match self.failure {
+            Some(
+                ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout | ErrorKind::ConnectFailed,
+            ) => RetryCondition::ConnectFailure,
+            Some(ErrorKind::UpstreamReset | ErrorKind::UpstreamProtocol) => RetryCondition::Reset,
+            Some(ErrorKind::UpstreamTimeout) => RetryCondition::Timeout,
+            // The client left or was slow, or nothing came of it: says nothing of the endpoint.
+            _ => return Outcome::Ignored,
+        };
+        if failure_on.contains(&condition) {
+            Outcome::Failure(elapsed)
+        } else {
+            Outcome::Ignored
         }
     }
 
@@ -154,12 +258,18 @@ impl InFlight {
     /// Notes the status the endpoint answered with.
     pub fn answered(&mut self, status: u16) {
         self.status = Some(status);
+        self.head_elapsed = self.started.map(|s| s.elapsed());
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
+            let outcome = self.breaker_outcome(&b.failure_on);
+            ticket.record(outcome, std::time::Instant::now(), rand::random::<f64>());
+            self.endpoint.count_transitions();
+        }
         if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
             metrics.attempt(AttemptEnded {
                 status: self.status,
@@ -264,24 +374,39 @@ impl Cluster {
     }
 
     /// Picks an endpoint for the next request and takes an in-flight slot on it.
-    pub fn pick(&self) -> Option<InFlight> {
+    pub fn pick(&self) -> Result<InFlight, Unavailable> {
         self.pick_avoiding(&[])
     }
 
     /// Like [`pick`](Self::pick), but passes over the endpoints in `tried` (earlier attempts
-    /// of the same request) while any other remains.
-    pub fn pick_avoiding(&self, tried: &[Arc<str>]) -> Option<InFlight> {
+    /// of the same request) while any other remains. Endpoints whose breaker is open are
+    /// passed over too; if every one is, the request is refused.
+    pub fn pick_avoiding(&self, tried: &[Arc<str>]) -> Result<InFlight, Unavailable> {
         let count = self.endpoints.len();
+        if count == 0 {
+            return Err(Unavailable::NoEndpoint);
+        }
         let first = self.pick_index();
-        let index = if tried.is_empty() || count <= 1 {
-            first
-        } else {
-            (0..count)
-                .map(|k| (first + k) % count)
-                .find(|&i| !tried.contains(&self.endpoints[i].address))
-                .unwrap_or(first)
-        };
-        self.endpoints.get(index).cloned().map(InFlight::start)
+        let order = (0..count).map(|k| (first + k) % count);
+        let untried = order
+            .clone()
+            .filter(|&i| !tried.contains(&self.endpoints[i].address));
+        let retried = order.filter(|&i| tried.contains(&self.endpoints[i].address));
+        let now = std::time::Instant::now();
+        let mut soonest: Option<Duration> = None;
+        for i in untried.chain(retried) {
+            let endpoint = &self.endpoints[i];
+            match endpoint.admit(now) {
+                Ok(ticket) => return Ok(InFlight::start(endpoint.clone(), ticket)),
+                Err(refused) => {
+                    soonest =
+                        Some(soonest.map_or(refused.retry_after, |s| s.min(refused.retry_after)));
+                }
+            }
+        }
+        Err(Unavailable::BreakerOpen {
+            retry_after: soonest.unwrap_or_default(),
+        })
     }
 
     fn pick_index(&self) -> usize {
@@ -308,13 +433,36 @@ impl Cluster {
                 .map(|e| EndpointStatus {
                     address: e.address.to_string(),
                     weight: e.weight,
-                    state: "healthy",
+                    state: match e.breaker_state() {
+                        Some(breaker::State::Open) => "breaker-open",
+                        Some(breaker::State::HalfOpen) => "breaker-half-open",
+                        _ => "healthy",
+                    },
                     in_flight: e.in_flight(),
                     requests: e.requests.load(Ordering::Relaxed),
                     failures: e.failures.load(Ordering::Relaxed),
                 })
                 .collect(),
         }
+    }
+}
+
+fn breaker_config(config: &config::CircuitBreaker) -> BreakerConfig {
+    let window = match (config.window_calls, config.window_seconds) {
+        (_, Some(seconds)) => breaker::Window::Time(seconds),
+        (calls, None) => breaker::Window::Count(calls.unwrap_or(20)),
+    };
+    BreakerConfig {
+        window,
+        minimum_calls: config.minimum_calls,
+        failure_rate: config.failure_rate,
+        slow_call_rate: config.slow_call_rate,
+        slow_call_duration: config.slow_call_duration.get(),
+        open_duration: config.open_duration.get(),
+        backoff_multiplier: config.backoff_multiplier,
+        max_open_duration: config.max_open_duration.get(),
+        jitter: config.jitter,
+        half_open_calls: config.half_open_calls,
     }
 }
 
@@ -357,7 +505,8 @@ pub struct EndpointStatus {
     pub address: String,
     /// Configured weight.
     pub weight: u32,
-    /// Health state (`healthy` until health checking lands).
+    /// Health state: `healthy`, or `breaker-open` / `breaker-half-open` while its circuit
+    /// breaker keeps it out or probes it.
     pub state: &'static str,
     /// Requests in flight now.
     pub in_flight: u32,
@@ -414,7 +563,7 @@ mod tests {
         let busy = c.pick().unwrap();
         let busy_addr = busy.endpoint().address.clone();
         let _pinned: Vec<InFlight> = (0..10)
-            .map(|_| InFlight::start(busy.endpoint().clone()))
+            .map(|_| InFlight::start(busy.endpoint().clone(), None))
             .collect();
         for _ in 0..50 {
             let pick = c.pick().unwrap();

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
@@ -136,7 +136,7 @@ pub async fn handle(
             tracing::debug!(%error, route = ?entry.route, "proxy answered itself");
             entry.upstream = error.endpoint().cloned();
             entry.reason = Some(error.kind().reason());
-            error_response(error.kind())
+            error_response(error.kind(), error.suggested_wait())
         }
     };
     // Answer in the client's HTTP version, whatever the upstream spoke.
@@ -164,7 +164,7 @@ fn prepare(mut request: Request<ProxyBody>, client: SocketAddr) -> Request<Proxy
 }
 
 /// The short answer the proxy gives when it cannot get one from upstream.
-pub fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
+pub fn error_response(kind: ErrorKind, retry_after: Option<Duration>) -> Response<ProxyBody> {
     let status = kind.status();
     let text = format!(
         "{} {}: {}\n",
@@ -180,9 +180,10 @@ pub fn error_response(kind: ErrorKind) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(REASON_HEADER, HeaderValue::from_static(kind.reason()));
-    if matches!(kind, ErrorKind::BulkheadFull | ErrorKind::QueueTimeout) {
-        // Busy, not broken: worth trying again shortly.
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(wait) = retry_after {
+        // Whole seconds, rounded up, at least one.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     }
     response
 }

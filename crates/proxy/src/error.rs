@@ -8,6 +8,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 
@@ -46,6 +47,8 @@ pub enum ErrorKind {
     BulkheadFull,
     /// The request waited in the bulkhead's queue for its whole queue timeout.
     QueueTimeout,
+    /// Every endpoint the request could go to has its circuit breaker open.
+    BreakerOpen,
 }
 
 impl ErrorKind {
@@ -56,7 +59,8 @@ impl ErrorKind {
             ErrorKind::NoEndpoint
             | ErrorKind::Draining
             | ErrorKind::BulkheadFull
-            | ErrorKind::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            | ErrorKind::QueueTimeout
+            | ErrorKind::BreakerOpen => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::ConnectRefused
             | ErrorKind::ConnectFailed
@@ -88,6 +92,7 @@ impl ErrorKind {
             ErrorKind::ClientTimeout => "client-timeout",
             ErrorKind::BulkheadFull => "bulkhead-full",
             ErrorKind::QueueTimeout => "queue-timeout",
+            ErrorKind::BreakerOpen => "breaker-open",
         }
     }
 
@@ -116,6 +121,7 @@ pub struct ProxyError {
     kind: ErrorKind,
     source: Option<BoxError>,
     endpoint: Option<Arc<str>>,
+    retry_after: Option<Duration>,
 }
 
 impl ProxyError {
@@ -125,6 +131,7 @@ impl ProxyError {
             kind,
             source: None,
             endpoint: None,
+            retry_after: None,
         }
     }
 
@@ -134,7 +141,19 @@ impl ProxyError {
             kind,
             source: Some(source.into()),
             endpoint: None,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when trying again could succeed (sent as `Retry-After`).
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The wait to suggest to the client, if any.
+    pub fn suggested_wait(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// Notes the endpoint the failed attempt went to.
@@ -165,6 +184,7 @@ impl ProxyError {
                 | ErrorKind::Draining
                 | ErrorKind::BulkheadFull
                 | ErrorKind::QueueTimeout
+                | ErrorKind::BreakerOpen
         )
     }
 

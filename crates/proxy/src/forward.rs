@@ -24,7 +24,7 @@ use watertight_config::UpstreamProtocol;
 use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
-use crate::cluster::{Cluster, InFlight};
+use crate::cluster::{Cluster, InFlight, Unavailable};
 use crate::drain::Drain;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
@@ -79,13 +79,21 @@ impl Forward {
         let mut slot = self
             .cluster
             .pick_avoiding(tried)
-            .ok_or(ErrorKind::NoEndpoint)?;
+            .map_err(|refused| match refused {
+                Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
+                Unavailable::BreakerOpen { retry_after } => {
+                    ProxyError::new(ErrorKind::BreakerOpen).retry_after(retry_after)
+                }
+            })?;
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
-        let fail = |error: ProxyError| {
+        // A failed attempt: counted against the endpoint (and its breaker) when it says
+        // something about the endpoint.
+        let fail = |slot: &mut InFlight, error: ProxyError| {
             if error.blames_upstream() {
                 endpoint.record_failure();
             }
+            slot.failed(error.kind());
             error.at_endpoint(&endpoint.address)
         };
 
@@ -125,15 +133,15 @@ impl Forward {
                 outcome = sent => outcome,
                 () = deadline.as_mut() => {
                     return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
-                        ProxyError::new(ErrorKind::ClientTimeout).at_endpoint(&endpoint.address)
+                        fail(&mut slot, ProxyError::new(ErrorKind::ClientTimeout))
                     } else {
-                        fail(ProxyError::new(ErrorKind::UpstreamTimeout))
+                        fail(&mut slot, ProxyError::new(ErrorKind::UpstreamTimeout))
                     });
                 }
             },
             None => sent.await,
         };
-        let mut response = outcome.map_err(|e| fail(ProxyError::from_upstream(e)))?;
+        let mut response = outcome.map_err(|e| fail(&mut slot, ProxyError::from_upstream(e)))?;
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching && let Some(downstream) = downstream_upgrade {

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use watertight_config::UpstreamProtocol;
+use watertight_resilience::breaker::State;
 use watertight_telemetry::metrics::scrape;
 
 use crate::drain::Drain;
@@ -107,6 +108,21 @@ impl Collector for Saturation {
                         .saturating_sub(ep.in_flight() as usize);
                     (labels, idle as f64)
                 }),
+        )?;
+        scrape::gauges(
+            e,
+            "breaker_open",
+            "1 while the endpoint's circuit breaker refuses calls (open), 0.5 half-open, 0 closed",
+            None,
+            endpoints().filter_map(|(_, ep, labels)| {
+                let state = ep.breaker_state()?;
+                let value = match state {
+                    State::Closed => 0.0,
+                    State::HalfOpen => 0.5,
+                    State::Open => 1.0,
+                };
+                Some((labels, value))
+            }),
         )?;
         scrape::gauges(
             e,

@@ -219,3 +219,93 @@ async fn a_queued_request_gets_a_slot_or_gives_up_at_the_queue_timeout() {
     assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
     assert_eq!(holder.await.unwrap().status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_is_cut_off_by_its_breaker() {
+    let broken = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let healthy = upstream("app").await;
+    let breaker = [
+        "circuit_breaker:",
+        "  window_calls: 4",
+        "  minimum_calls: 4",
+        "  failure_rate: 0.5",
+        "  open_duration: 30s",
+        "  failure_on: [5xx]",
+    ];
+    let endpoints = [broken.local_addr(), healthy.local_addr()];
+    let (proxy, address) = proxy(&one_cluster(&endpoints, &breaker, &[])).await;
+    let client = h1();
+    let mut failures = 0;
+    for _ in 0..40 {
+        if get(&client, address, "/", &[]).await.status != StatusCode::OK {
+            failures += 1;
+        }
+    }
+    // Four calls fill the window, all failed: the breaker opens and stays open.
+    assert_eq!(broken.requests_served(), 4);
+    assert_eq!(failures, 4);
+    let status = serde_json::to_value(proxy.current().cluster_status()).unwrap();
+    let states: Vec<&str> = status[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["breaker-open", "healthy"]);
+    let scrape = proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::Prometheus);
+    assert!(scrape.contains(&format!(
+        "watertight_breaker_transitions_total{{cluster=\"app\",endpoint=\"{}\",to=\"open\"}} 1\n",
+        broken.local_addr()
+    )));
+}
+
+#[tokio::test]
+async fn with_every_breaker_open_requests_fail_fast_then_a_trial_closes_it() {
+    let app = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let breaker = [
+        "circuit_breaker:",
+        "  window_calls: 2",
+        "  minimum_calls: 2",
+        "  open_duration: 1s",
+        "  jitter: 0",
+        "  half_open_calls: 1",
+    ];
+    let (_proxy, address) = proxy(&one_cluster(&[app.local_addr()], &breaker, &[])).await;
+    let client = h1();
+    for _ in 0..2 {
+        assert_eq!(get(&client, address, "/", &[]).await.status, 503);
+    }
+    let refused = get(&client, address, "/", &[]).await;
+    assert_eq!(refused.reason(), Some("breaker-open"));
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        app.requests_served(),
+        2,
+        "refused without reaching the upstream"
+    );
+
+    // The upstream recovers; after the open period one trial goes through and closes it.
+    app.set_faults(Faults::default());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&client, address, "/", &[]).await.status, 200);
+    for _ in 0..5 {
+        assert_eq!(get(&client, address, "/", &[]).await.status, 200);
+    }
+    assert_eq!(app.requests_served(), 2 + 6);
+}

@@ -109,7 +109,7 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
         ("failure_rate", breaker.failure_rate),
         ("slow_call_rate", breaker.slow_call_rate),
     ] {
-        if !(value > 0.0 && value <= 1.0) {
+        if value.is_nan() || value <= 0.0 || value > 1.0 {
             found.push(
                 Finding::new(
                     path.key(field),
@@ -125,7 +125,8 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
             format!("jitter {} is not between 0 and 1", breaker.jitter),
         ));
     }
-    if !(breaker.backoff_multiplier >= 1.0) {
+    // Written so that NaN is refused too.
+    if breaker.backoff_multiplier.is_nan() || breaker.backoff_multiplier < 1.0 {
         found.push(Finding::new(
             path.key("backoff_multiplier"),
             format!(

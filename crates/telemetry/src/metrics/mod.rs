@@ -60,6 +60,13 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    cluster: String,
+    endpoint: String,
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointStatusLabels {
     cluster: String,
     endpoint: String,
@@ -103,6 +110,7 @@ pub struct Metrics {
     upstream_duration: Family<EndpointLabels, LatencyHistogram>,
     upstream_request_bytes: Family<EndpointLabels, Counter>,
     upstream_response_bytes: Family<EndpointLabels, Counter>,
+    breaker_transitions: Family<BreakerLabels, Counter>,
     proxy_errors: Family<ErrorLabels, Counter>,
     listener_open: Family<ListenerLabels, Gauge>,
     listener_accepted: Family<ListenerLabels, Counter>,
@@ -136,6 +144,7 @@ impl Metrics {
             upstream_duration: Family::default(),
             upstream_request_bytes: Family::default(),
             upstream_response_bytes: Family::default(),
+            breaker_transitions: Family::default(),
             proxy_errors: Family::default(),
             listener_open: Family::default(),
             listener_accepted: Family::default(),
@@ -203,6 +212,11 @@ impl Metrics {
             "Response body bytes received from upstream endpoints, by endpoint",
             Unit::Bytes,
             metrics.upstream_response_bytes.clone(),
+        );
+        r.register(
+            "breaker_transitions",
+            "Circuit breaker state changes per endpoint, by the state entered",
+            metrics.breaker_transitions.clone(),
         );
         r.register(
             "proxy_errors",
@@ -354,6 +368,15 @@ impl Metrics {
             duration: self.upstream_duration.get_or_create(&labels).clone(),
             request_bytes: self.upstream_request_bytes.get_or_create(&labels).clone(),
             response_bytes: self.upstream_response_bytes.get_or_create(&labels).clone(),
+            breaker_entered: BREAKER_STATES.map(|to| {
+                self.breaker_transitions
+                    .get_or_create(&BreakerLabels {
+                        cluster: cluster.to_owned(),
+                        endpoint: endpoint.to_owned(),
+                        to,
+                    })
+                    .clone()
+            }),
         }
     }
 
@@ -490,7 +513,11 @@ pub struct EndpointMetrics {
     duration: LatencyHistogram,
     request_bytes: Counter,
     response_bytes: Counter,
+    breaker_entered: [Counter; 3],
 }
+
+/// Circuit breaker states, as the `to` label spells them.
+const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
 
 /// One ended upstream attempt, as its endpoint's metrics see it.
 #[derive(Clone, Copy, Debug)]
@@ -506,6 +533,13 @@ pub struct AttemptEnded {
 }
 
 impl EndpointMetrics {
+    /// Counts the endpoint's breaker entering `state` (`closed`, `open` or `half_open`).
+    pub fn breaker_entered(&self, state: &str) {
+        if let Some(i) = BREAKER_STATES.iter().position(|s| *s == state) {
+            self.breaker_entered[i].inc();
+        }
+    }
+
     /// Records an ended attempt.
     pub fn attempt(&self, attempt: AttemptEnded) {
         match attempt.status {
