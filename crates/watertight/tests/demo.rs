@@ -79,6 +79,61 @@ async fn demo_serves_the_sample_services_and_lets_you_break_them() {
         .unwrap();
     assert_eq!(status, 500);
 
+    // Recommendations turns 5 s slow: its bulkhead, timeout and breaker make it fail fast
+    // while the catalog keeps answering.
+    let request = http::Request::post(format!("http://{admin}/demo/recommendations/0/faults"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"latency_ms":5000}"#,
+        )))
+        .unwrap();
+    assert_eq!(faults.request(request).await.unwrap().status(), 200);
+    let slow: Vec<_> = (0..30)
+        .map(|_| {
+            let (listen, client) = (listen.clone(), client.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let answer = get(&client, &format!("http://{listen}/recommendations")).await;
+                (answer, started.elapsed())
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, _) = get(&client, &format!("http://{listen}/catalog"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    for answer in slow {
+        let (answer, took) = answer.await.unwrap();
+        let (status, body) = answer.unwrap();
+        assert!(matches!(status, 503 | 504), "{status} {body}");
+        assert!(
+            [
+                "upstream-timeout",
+                "bulkhead-full",
+                "queue-timeout",
+                "breaker-open"
+            ]
+            .iter()
+            .any(|reason| body.contains(reason)),
+            "{body}"
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "bounded by the route's 2 s timeout"
+        );
+    }
+    // Twenty timeouts in a row opened the breaker: the next request does not wait at all.
+    let started = std::time::Instant::now();
+    let (status, body) = get(&client, &format!("http://{listen}/recommendations"))
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("breaker-open"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
     process.signal("INT");
     let status = process
         .wait(Duration::from_secs(20))
