@@ -41,7 +41,10 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use load::{Loaded, load_file, load_str, version_of};
 pub use model::*;
-pub use resilience::{Bulkhead, CircuitBreaker, Retry, RetryBackoff, RetryBudget, RetryCondition};
+pub use resilience::{
+    Bulkhead, CircuitBreaker, Fallback, Retry, RetryBackoff, RetryBudget, RetryCondition,
+    StaticResponse,
+};
 pub use telemetry::{Metrics, Otlp, OtlpProtocol, Propagation, TailSampling, Tracing};
 pub use validate::validate;
 

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
-use crate::resilience::{Bulkhead, CircuitBreaker, Retry};
+use crate::resilience::{Bulkhead, CircuitBreaker, Fallback, Retry};
 use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
@@ -105,6 +105,9 @@ pub struct Route {
     /// A concurrency limit for this route; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulkhead: Option<Bulkhead>,
+    /// What to answer when the upstream cannot; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// Conditions on a request; all that are given must hold.

@@ -250,3 +250,57 @@ fn default_failure_on() -> Vec<String> {
         .map(str::to_owned)
         .to_vec()
 }
+
+/// What a route answers when its upstream cannot: another cluster, then a fixed response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    /// The failures that walk the chain: reason words (`breaker-open`, `bulkhead-full`,
+    /// `queue-timeout`, `no-endpoint`, `upstream-timeout`, `connect-refused`, …) and `5xx`
+    /// for upstream answers with a 5xx status.
+    #[serde(default = "default_fallback_on")]
+    pub on: Vec<String>,
+    /// A cluster to send the request to instead (requests without a body only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// A fixed answer, when the fallback cluster is absent or fails too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<StaticResponse>,
+}
+
+/// A fixed answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticResponse {
+    /// Its status.
+    #[serde(default = "default_static_status")]
+    pub status: u16,
+    /// Its headers.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Its body, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Its body, from a file read when the config is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<String>,
+}
+
+fn default_fallback_on() -> Vec<String> {
+    [
+        "breaker-open",
+        "bulkhead-full",
+        "queue-timeout",
+        "no-endpoint",
+        "upstream-timeout",
+        "connect-refused",
+        "connect-timeout",
+        "connect-failed",
+        "upstream-reset",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+fn default_static_status() -> u16 {
+    200
+}

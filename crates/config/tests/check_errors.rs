@@ -524,6 +524,7 @@ fn validate_without_a_file_names_the_path_in_the_message() {
         timeout: None,
         retry: None,
         bulkhead: None,
+        fallback: None,
     };
     let config = Config::new(
         vec![Listener::http("main", "127.0.0.1:8080", vec![route])],
@@ -643,6 +644,23 @@ fn circuit_breaker_problems_are_located() {
             "config.yaml:14:21: failure_rate 50 is not a share above 0 and at most 1\n  hint: 0.5 opens the breaker when half the calls in the window fail",
             "config.yaml:15:24: half_open_calls is 0",
             "config.yaml:16:25: failure_on \"flaky\" is not a condition\n  hint: write one of connect-failure, reset, timeout, 5xx, gateway-error, or a status code from 400 to 599 such as \"503\"",
+        ]
+    );
+}
+
+#[test]
+fn fallback_problems_are_located() {
+    let yaml = VALID.replace(
+        "        cluster: web\n",
+        "        cluster: web\n        fallback:\n          on: [breaker-opn]\n          cluster: webb\n          response: {status: 700, body: x, body_file: y}\n",
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:8:16: fallback on \"breaker-opn\" is not a failure reason\n  hint: did you mean \"breaker-open\"?",
+            "config.yaml:9:20: fallback cluster \"webb\" is not defined\n  hint: did you mean \"web\"?",
+            "config.yaml:10:30: status 700 is not between 100 and 599",
+            "config.yaml:10:55: give body or body_file, not both",
         ]
     );
 }

@@ -22,6 +22,7 @@ use crate::activity::Activity;
 use crate::body::{ByteCount, Observed, ProxyBody, boxed, full};
 use crate::error::{ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
+use crate::fallback::Degraded;
 use crate::forward::ServedBy;
 use crate::headers;
 use crate::router::request_host;
@@ -99,6 +100,7 @@ pub async fn handle(
         metrics: runtime.metrics.clone(),
         route_metrics: None,
         trace,
+        degraded: false,
         log: runtime.access_log.clone(),
         activity,
     });
@@ -127,8 +129,13 @@ pub async fn handle(
 
     let mut response = match outcome {
         Ok(response) => {
-            exchange.entry().upstream =
-                response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            let pending = exchange.get();
+            pending.entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            if let Some(Degraded(reason)) = response.extensions().get::<Degraded>() {
+                // A fallback answer: log the failure it stands in for.
+                pending.entry.reason = Some(reason);
+                pending.degraded = true;
+            }
             response
         }
         Err(error) => {

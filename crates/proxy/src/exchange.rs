@@ -34,6 +34,8 @@ pub struct Exchange {
     pub route_metrics: Option<Arc<RouteMetrics>>,
     /// The request's trace, when tracing is on.
     pub trace: Option<Arc<RequestTrace>>,
+    /// Answered by the route's fallback chain.
+    pub degraded: bool,
     /// Where the line goes.
     pub log: Arc<AccessLog>,
     /// Keeps the client connection busy (not idle) until the exchange ends.
@@ -136,7 +138,7 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
             elapsed,
             attempts: trace.attempts(),
             shed: false,
-            degraded: false,
+            degraded: exchange.degraded,
         })
     });
     if let Some(metrics) = &exchange.metrics

@@ -31,6 +31,7 @@ mod drain;
 pub mod edge;
 pub mod error;
 mod exchange;
+pub mod fallback;
 pub mod forward;
 pub mod headers;
 mod proxy;

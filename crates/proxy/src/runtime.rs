@@ -90,9 +90,10 @@ impl Runtime {
                     stack::build(
                         route,
                         Arc::clone(cluster),
+                        &by_name,
                         tunnels.clone(),
                         metered.map(|m| m.as_ref()),
-                    ),
+                    )?,
                 ));
             }
             listeners.insert(

@@ -1,10 +1,11 @@
 //! Assembly of a route's service stack from its config.
 //!
-//! From the outside in: the route's bulkhead (if any), its retries (if any), then
-//! [`Forward`] to its cluster. Breakers, caching and the fallback chain slot in here as
-//! further layers, in the order the architecture chart gives, without the edge or the
-//! forwarder changing.
+//! From the outside in: the route's fallback chain (if any), its bulkhead (if any), its
+//! retries (if any), then [`Forward`] to its cluster (whose endpoints carry the circuit
+//! breakers). Caching slots in here as a further layer, in the order the architecture chart
+//! gives, without the edge or the forwarder changing.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::bulkhead::Bulkheaded;
 use crate::cluster::Cluster;
 use crate::drain::Drain;
 use crate::error::ProxyError;
+use crate::fallback::{Chain, FallbackCounters, StaticAnswer, WithFallback};
 use crate::forward::Forward;
 use crate::retry::{RetryPolicy, Retrying};
 
@@ -62,20 +64,21 @@ pub fn call(service: RouteService, request: Request<ProxyBody>) -> RouteFuture {
     Box::pin(service.oneshot(request))
 }
 
-/// Builds the stack for `route`, which sends to `cluster`; metric handles come from
-/// `metrics` when metrics are on.
+/// Builds the stack for `route`, which sends to `cluster` (and may fall back to another of
+/// `clusters`); metric handles come from `metrics` when metrics are on.
 pub fn build(
     route: &config::Route,
     cluster: Arc<Cluster>,
+    clusters: &HashMap<&str, &Arc<Cluster>>,
     tunnels: Drain,
     metrics: Option<&Metrics>,
-) -> RouteEntry {
+) -> Result<RouteEntry, String> {
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
         None => cluster.request_timeout(),
     };
     let cluster_name: Arc<str> = cluster.name().into();
-    let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels));
+    let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels.clone()));
     if let Some(retry) = &route.retry
         && retry.attempts > 1
     {
@@ -93,11 +96,42 @@ pub fn build(
     if let Some(bulkhead) = &bulkhead {
         service = BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone()));
     }
-    RouteEntry {
+    if let Some(fallback) = &route.fallback {
+        let other = match &fallback.cluster {
+            Some(name) => {
+                let other = clusters
+                    .get(name.as_str())
+                    .ok_or_else(|| format!("fallback cluster {name:?} is not defined"))?;
+                let timeout = other.request_timeout();
+                Some(BoxCloneSyncService::new(Forward::new(
+                    Arc::clone(other),
+                    timeout,
+                    tunnels.clone(),
+                )))
+            }
+            None => None,
+        };
+        let chain = Chain {
+            on: fallback.on.clone(),
+            cluster: other,
+            response: fallback
+                .response
+                .as_ref()
+                .map(StaticAnswer::load)
+                .transpose()
+                .map_err(|e| format!("route {:?}: {e}", route.name))?,
+            counters: metrics.map(|m| FallbackCounters {
+                cluster: m.fallbacks(&route.name, &cluster_name, "cluster"),
+                response: m.fallbacks(&route.name, &cluster_name, "response"),
+            }),
+        };
+        service = BoxCloneSyncService::new(WithFallback::new(service, Arc::new(chain)));
+    }
+    Ok(RouteEntry {
         name: route.name.as_str().into(),
         metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
         cluster: cluster_name,
         service,
         bulkhead,
-    }
+    })
 }

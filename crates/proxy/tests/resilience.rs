@@ -309,3 +309,62 @@ async fn with_every_breaker_open_requests_fail_fast_then_a_trial_closes_it() {
     }
     assert_eq!(app.requests_served(), 2 + 6);
 }
+
+#[tokio::test]
+async fn a_failing_route_falls_back_to_its_fixed_answer_marked_degraded() {
+    let dead = closed_port();
+    let fallback = "        fallback:\n          response:\n            status: 200\n            headers: {content-type: text/plain}\n            body: \"catalog unavailable, showing nothing\"\n";
+    let (_proxy, address) = proxy(&with_route(&[dead], &[], fallback)).await;
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "catalog unavailable, showing nothing");
+    assert_eq!(
+        answer.header("x-watertight-degraded"),
+        Some("connect-refused")
+    );
+    assert_eq!(answer.header("content-type"), Some("text/plain"));
+}
+
+#[tokio::test]
+async fn a_fallback_cluster_answers_first_and_only_for_the_listed_reasons() {
+    let failing = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let backup = upstream("backup").await;
+    let yaml = with_route(
+        &[failing.local_addr()],
+        &[],
+        "        fallback: {on: [\"5xx\"], cluster: backup, response: {status: 503, body: last resort}}\n",
+    ) + &format!(
+        "  - name: backup\n    endpoints:\n      - address: \"{}\"\n",
+        backup.local_addr()
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.text().starts_with("ok backup"), "{}", answer.text());
+    assert_eq!(answer.header("x-watertight-degraded"), Some("5xx"));
+    assert_eq!(backup.requests_served(), 1);
+
+    // A request with a body cannot be sent twice: the fixed answer stands in.
+    let answer = post(address, "order").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.text(), "last resort");
+    assert_eq!(backup.requests_served(), 1);
+
+    // 4xx is not a listed reason: the upstream's answer goes through untouched.
+    failing.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 404,
+        ..Faults::default()
+    });
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.header("x-watertight-degraded"), None);
+}

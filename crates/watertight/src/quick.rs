@@ -20,6 +20,7 @@ pub fn config(
         timeout: None,
         retry: None,
         bulkhead: None,
+        fallback: None,
     };
     let mut config = config::Config::new(
         vec![config::Listener::http("main", listen, vec![route])],

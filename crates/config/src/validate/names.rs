@@ -77,6 +77,7 @@ mod tests {
             timeout: None,
             retry: None,
             bulkhead: None,
+            fallback: None,
         }
     }
 

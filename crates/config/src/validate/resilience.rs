@@ -2,7 +2,8 @@
 //! budget ratio that is a share.
 
 use crate::path::Path;
-use crate::{CircuitBreaker, RetryCondition, Route};
+use crate::suggest;
+use crate::{CircuitBreaker, Fallback, RetryCondition, Route};
 
 use super::Finding;
 
@@ -145,4 +146,95 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
         ));
     }
     conditions("failure_on", &breaker.failure_on, path, found);
+}
+
+/// The reasons a fallback can be walked for: the proxy's `x-watertight-reason` words for
+/// failures to get an answer, and `5xx` for upstream answers with a 5xx status.
+pub const FALLBACK_REASONS: [&str; 11] = [
+    "breaker-open",
+    "bulkhead-full",
+    "queue-timeout",
+    "no-endpoint",
+    "upstream-timeout",
+    "connect-refused",
+    "connect-timeout",
+    "connect-failed",
+    "upstream-reset",
+    "upstream-protocol",
+    "5xx",
+];
+
+/// A route's `fallback`: known reasons, a defined cluster, a well-formed fixed answer.
+pub(super) fn check_fallback(
+    fallback: &Fallback,
+    clusters: &[&str],
+    path: &Path,
+    found: &mut Vec<Finding>,
+) {
+    for (i, reason) in fallback.on.iter().enumerate() {
+        if !FALLBACK_REASONS.contains(&reason.as_str()) {
+            found.push(
+                Finding::new(
+                    path.key("on").index(i),
+                    format!("fallback on {reason:?} is not a failure reason"),
+                )
+                .hint(suggest::hint(reason, "reasons", &FALLBACK_REASONS)),
+            );
+        }
+    }
+    if fallback.cluster.is_none() && fallback.response.is_none() {
+        found.push(
+            Finding::new(
+                path.clone(),
+                "a fallback needs a cluster, a response, or both",
+            )
+            .hint("add \"response: {status: 503, body: ...}\" for a fixed answer"),
+        );
+    }
+    if let Some(cluster) = &fallback.cluster
+        && !clusters.contains(&cluster.as_str())
+    {
+        found.push(
+            Finding::new(
+                path.key("cluster"),
+                format!("fallback cluster {cluster:?} is not defined"),
+            )
+            .hint(suggest::hint(cluster, "defined clusters", clusters)),
+        );
+    }
+    let Some(response) = &fallback.response else {
+        return;
+    };
+    let path = path.key("response");
+    if !(100..=599).contains(&response.status) {
+        found.push(Finding::new(
+            path.key("status"),
+            format!("status {} is not between 100 and 599", response.status),
+        ));
+    }
+    for (name, value) in &response.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value).is_err()
+        {
+            found.push(Finding::new(
+                path.key("headers").key(name),
+                format!("header {name:?}: {value:?} is not a valid HTTP header"),
+            ));
+        }
+    }
+    match (&response.body, &response.body_file) {
+        (Some(_), Some(_)) => found.push(Finding::new(
+            path.key("body_file"),
+            "give body or body_file, not both",
+        )),
+        (None, Some(file)) => {
+            if let Err(error) = std::fs::metadata(file) {
+                found.push(Finding::new(
+                    path.key("body_file"),
+                    format!("body_file {file:?} cannot be read: {error}"),
+                ));
+            }
+        }
+        _ => {}
+    }
 }

@@ -42,6 +42,9 @@ pub(super) fn check(
         }
         conditions(&route.matches, &path.key("match"), &subject, found);
         resilience::check(route, &path, found);
+        if let Some(fallback) = &route.fallback {
+            resilience::check_fallback(fallback, &clusters, &path.key("fallback"), found);
+        }
         let earlier = listener.routes[..j]
             .iter()
             .enumerate()

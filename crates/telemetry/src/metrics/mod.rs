@@ -106,6 +106,7 @@ pub struct Metrics {
     route_request_bytes: Family<RouteLabels, Counter>,
     route_response_bytes: Family<RouteLabels, Counter>,
     route_retries: Family<RouteOutcomeLabels, Counter>,
+    route_fallbacks: Family<RouteOutcomeLabels, Counter>,
     upstream_requests: Family<EndpointStatusLabels, Counter>,
     upstream_duration: Family<EndpointLabels, LatencyHistogram>,
     upstream_request_bytes: Family<EndpointLabels, Counter>,
@@ -140,6 +141,7 @@ impl Metrics {
             route_request_bytes: Family::default(),
             route_response_bytes: Family::default(),
             route_retries: Family::default(),
+            route_fallbacks: Family::default(),
             upstream_requests: Family::default(),
             upstream_duration: Family::default(),
             upstream_request_bytes: Family::default(),
@@ -189,6 +191,11 @@ impl Metrics {
             "route_retries",
             "Retries by outcome: sent, or not sent because the budget was spent or the deadline too near",
             metrics.route_retries.clone(),
+        );
+        r.register(
+            "route_fallbacks",
+            "Answers from a route's fallback chain, by where they came from (outcome: cluster or response)",
+            metrics.route_fallbacks.clone(),
         );
         r.register(
             "upstream_requests",
@@ -345,6 +352,17 @@ impl Metrics {
             budget_exhausted: counter("budget_exhausted"),
             deadline: counter("deadline"),
         }
+    }
+
+    /// The fallback counter of one route for answers from `via` (`cluster` or `response`).
+    pub fn fallbacks(&self, route: &str, cluster: &str, via: &'static str) -> Counter {
+        self.route_fallbacks
+            .get_or_create(&RouteOutcomeLabels {
+                route: route.to_owned(),
+                cluster: cluster.to_owned(),
+                outcome: via,
+            })
+            .clone()
     }
 
     /// The handles for one upstream endpoint.
