@@ -79,7 +79,11 @@ impl Admin {
                 let runtime = self.proxy.current();
                 (
                     StatusCode::OK,
-                    json!({ "version": runtime.version, "clusters": runtime.cluster_status() }),
+                    json!({
+                        "version": runtime.version,
+                        "clusters": runtime.cluster_status(),
+                        "routes": runtime.route_status(),
+                    }),
                 )
             }
             "/reloads" => (StatusCode::OK, json!(self.proxy.reload_counts())),

@@ -87,6 +87,11 @@ impl RetryPolicy {
         }
     }
 
+    /// Retries the budget would allow now.
+    pub fn budget_available(&self) -> f64 {
+        self.budget.available(Instant::now().into_std())
+    }
+
     fn has(&self, condition: RetryCondition) -> bool {
         self.conditions.contains(&condition)
     }

@@ -15,7 +15,7 @@ use crate::access_log::AccessLog;
 use crate::cluster::{Cluster, ClusterStatus};
 use crate::drain::Drain;
 use crate::router::{RouteMatcher, Router};
-use crate::stack::{self, RouteEntry};
+use crate::stack::{self, RouteEntry, RouteStatus};
 
 /// One listener's compiled rules.
 pub struct ListenerRuntime {
@@ -140,5 +140,16 @@ impl Runtime {
     /// A point-in-time view of every cluster, for the admin API.
     pub fn cluster_status(&self) -> Vec<ClusterStatus> {
         self.clusters.iter().map(|c| c.status()).collect()
+    }
+
+    /// A point-in-time view of every route's bulkhead and retry budget, for the admin API.
+    pub fn route_status(&self) -> Vec<RouteStatus> {
+        let mut routes: Vec<RouteStatus> = self
+            .listeners
+            .values()
+            .flat_map(|l| l.router.routes().map(|r| r.status(&l.name)))
+            .collect();
+        routes.sort_by(|a, b| (&a.listener, &a.route).cmp(&(&b.listener, &b.route)));
+        routes
     }
 }

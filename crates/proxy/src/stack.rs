@@ -48,6 +48,54 @@ pub struct RouteEntry {
     pub metrics: Option<Arc<RouteMetrics>>,
     /// Its bulkhead, if it has one (read by the admin API and metrics).
     pub bulkhead: Option<Arc<Bulkhead>>,
+    /// Its retry policy, if it retries (read by the admin API).
+    pub retry: Option<Arc<RetryPolicy>>,
+}
+
+/// What `GET /clusters` shows for one route's resilience state.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RouteStatus {
+    /// Listener name.
+    pub listener: String,
+    /// Route name.
+    pub route: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// Bulkhead occupancy, if it has one.
+    pub bulkhead: Option<BulkheadStatus>,
+    /// Retries the budget allows now, if it retries.
+    pub retry_budget_available: Option<f64>,
+}
+
+/// A bulkhead's occupancy.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct BulkheadStatus {
+    /// Admitted now.
+    pub in_flight: usize,
+    /// Most admitted at once.
+    pub limit: usize,
+    /// Waiting now.
+    pub queued: usize,
+    /// Most that may wait.
+    pub max_queue: usize,
+}
+
+impl RouteEntry {
+    /// Its resilience state now, for the admin API.
+    pub fn status(&self, listener: &str) -> RouteStatus {
+        RouteStatus {
+            listener: listener.to_owned(),
+            route: self.name.to_string(),
+            cluster: self.cluster.to_string(),
+            bulkhead: self.bulkhead.as_ref().map(|b| BulkheadStatus {
+                in_flight: b.in_flight(),
+                limit: b.limit(),
+                queued: b.queued(),
+                max_queue: b.max_queue(),
+            }),
+            retry_budget_available: self.retry.as_ref().map(|r| r.budget_available()),
+        }
+    }
 }
 
 impl RouteEntry {
@@ -79,12 +127,16 @@ pub fn build(
     };
     let cluster_name: Arc<str> = cluster.name().into();
     let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels.clone()));
-    if let Some(retry) = &route.retry
-        && retry.attempts > 1
-    {
-        let retry_metrics = metrics.map(|m| m.retries(&route.name, &cluster_name));
-        let policy = RetryPolicy::new(retry, timeout, retry_metrics);
-        service = BoxCloneSyncService::new(Retrying::new(service, Arc::new(policy)));
+    let retry = route
+        .retry
+        .as_ref()
+        .filter(|retry| retry.attempts > 1)
+        .map(|retry| {
+            let retry_metrics = metrics.map(|m| m.retries(&route.name, &cluster_name));
+            Arc::new(RetryPolicy::new(retry, timeout, retry_metrics))
+        });
+    if let Some(policy) = &retry {
+        service = BoxCloneSyncService::new(Retrying::new(service, policy.clone()));
     }
     let bulkhead = route.bulkhead.as_ref().map(|b| {
         Arc::new(Bulkhead::new(
@@ -133,5 +185,6 @@ pub fn build(
         cluster: cluster_name,
         service,
         bulkhead,
+        retry,
     })
 }

@@ -180,8 +180,9 @@ async fn retries_with_some_failures_hide_them_from_clients() {
 #[tokio::test]
 async fn a_full_bulkhead_fails_fast_with_retry_after() {
     let app = upstream("app").await;
-    let bulkhead = "        bulkhead: {max_concurrent: 2, max_queue: 0}\n";
-    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let bulkhead =
+        "        bulkhead: {max_concurrent: 2, max_queue: 0}\n        retry: {attempts: 2}\n";
+    let (proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
     let slow: Vec<_> = (0..2)
         .map(|_| tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await }))
         .collect();
@@ -195,6 +196,11 @@ async fn a_full_bulkhead_fails_fast_with_retry_after() {
         started.elapsed() < Duration::from_millis(1000),
         "refused at once"
     );
+    // The admin API's view: both slots taken, and the route's retry budget.
+    let routes = serde_json::to_value(proxy.current().route_status()).unwrap();
+    assert_eq!(routes[0]["bulkhead"]["in_flight"], 2);
+    assert_eq!(routes[0]["bulkhead"]["limit"], 2);
+    assert!(routes[0]["retry_budget_available"].as_f64().unwrap() > 0.0);
     for answer in slow {
         assert_eq!(answer.await.unwrap().status, StatusCode::OK);
     }
