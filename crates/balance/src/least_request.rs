@@ -38,9 +38,30 @@ impl LeastRequest {
     /// Picks an endpoint given each endpoint's requests in flight (`in_flight(i)`) and two
     /// independent random numbers.
     pub fn pick(&self, in_flight: impl Fn(usize) -> u32, random_a: u64, random_b: u64) -> usize {
+        if self.weights.len() <= 1 {
+            return 0;
+        }
+        let (a, b) = self.two(random_a, random_b);
+        // Compare in_flight/weight without division: a_load * w_b vs b_load * w_a.
+        let load = |i: usize| u64::from(in_flight(i));
+        let score_a = load(a) * u64::from(self.weights[b]);
+        let score_b = load(b) * u64::from(self.weights[a]);
+        if score_b < score_a { b } else { a }
+    }
+
+    /// Like [`pick`](Self::pick), comparing any cost per unit of weight instead of requests
+    /// in flight.
+    pub fn pick_by_cost(&self, cost: impl Fn(usize) -> f64, random_a: u64, random_b: u64) -> usize {
+        let (a, b) = self.two(random_a, random_b);
+        let per_weight = |i: usize| cost(i) / f64::from(self.weights[i].max(1));
+        if per_weight(b) < per_weight(a) { b } else { a }
+    }
+
+    /// Two distinct weighted draws (the same twice only with one endpoint).
+    fn two(&self, random_a: u64, random_b: u64) -> (usize, usize) {
         let n = self.weights.len();
         if n <= 1 {
-            return 0;
+            return (0, 0);
         }
         let a = self.draw(random_a);
         let mut b = self.draw(random_b);
@@ -51,11 +72,7 @@ impl LeastRequest {
                 .find(|&i| self.weights[i] > 0)
                 .unwrap_or(a);
         }
-        // Compare in_flight/weight without division: a_load * w_b vs b_load * w_a.
-        let load = |i: usize| u64::from(in_flight(i));
-        let score_a = load(a) * u64::from(self.weights[b]);
-        let score_b = load(b) * u64::from(self.weights[a]);
-        if score_b < score_a { b } else { a }
+        (a, b)
     }
 
     fn draw(&self, random: u64) -> usize {

@@ -18,7 +18,9 @@
 //! ```
 
 mod least_request;
+mod peak_ewma;
 mod round_robin;
 
 pub use least_request::LeastRequest;
+pub use peak_ewma::PeakEwma;
 pub use round_robin::WeightedRoundRobin;

@@ -193,6 +193,9 @@ pub enum Balancer {
     RoundRobin,
     /// Power of two choices: pick two endpoints by weight, send to the one with fewer requests in flight.
     LeastRequest,
+    /// Power of two choices over a peak-sensitive moving average of latency × requests in
+    /// flight; failures and 429s count as slow, so a fast-failing endpoint is not favoured.
+    PeakEwma,
 }
 
 /// The HTTP version spoken to a cluster's endpoints.

@@ -139,7 +139,7 @@ fn bad_balancer_lists_the_allowed_values() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:15: clusters[0].balancer: unknown value \"fastest\"\n  hint: allowed values: round_robin, least_request"
+            "config.yaml:9:15: clusters[0].balancer: unknown value \"fastest\"\n  hint: allowed values: round_robin, least_request, peak_ewma"
         ]
     );
 }

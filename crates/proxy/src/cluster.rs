@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
-use watertight_balance::{LeastRequest, WeightedRoundRobin};
+use watertight_balance::{LeastRequest, PeakEwma, WeightedRoundRobin};
 use watertight_config as config;
 use watertight_config::RetryCondition;
 use watertight_resilience::breaker::{Outcome, Refused, Ticket};
@@ -52,6 +52,8 @@ pub struct Endpoint {
     metrics: Option<EndpointMetrics>,
     /// Its circuit breaker, when the cluster has one.
     breaker: Option<EndpointBreaker>,
+    /// The cluster's latency estimator and this endpoint's place in it (peak EWMA only).
+    latency: Option<(Arc<PeakEwma>, usize)>,
 }
 
 /// An endpoint's circuit breaker and what counts as a failure for it.
@@ -100,6 +102,7 @@ impl Endpoint {
             failures: AtomicU64::new(0),
             open_connections,
             metrics: metrics.map(|m| m.endpoint(&cluster.name, &config.address)),
+            latency: None,
             breaker: cluster.circuit_breaker.as_ref().map(|c| EndpointBreaker {
                 breaker: CircuitBreaker::new(breaker_config(c)),
                 failure_on: c
@@ -187,7 +190,7 @@ impl InFlight {
     fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
-        let timed = endpoint.metrics.is_some() || ticket.is_some();
+        let timed = endpoint.metrics.is_some() || ticket.is_some() || endpoint.latency.is_some();
         Self {
             endpoint,
             started: timed.then(Instant::now),
@@ -265,6 +268,22 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let (Some((ewma, index)), Some(started)) = (&self.endpoint.latency, self.started) {
+            let latency = self.head_elapsed.unwrap_or_else(|| started.elapsed());
+            let now = std::time::Instant::now();
+            let failed = match self.status {
+                Some(status) => status >= 500 || status == 429,
+                None => self.failure.is_some_and(|kind| {
+                    !matches!(kind, ErrorKind::ClientAborted | ErrorKind::ClientTimeout)
+                }),
+            };
+            match (self.status, failed) {
+                (_, true) => ewma.observe_failure(*index, latency, now),
+                (Some(_), false) => ewma.observe(*index, latency, now),
+                // Abandoned before an answer: no news about the endpoint.
+                (None, false) => {}
+            }
+        }
         if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
             let outcome = self.breaker_outcome(&b.failure_on);
             ticket.record(outcome, std::time::Instant::now(), rand::random::<f64>());
@@ -293,7 +312,13 @@ impl Drop for InFlight {
 enum Picker {
     RoundRobin(WeightedRoundRobin),
     LeastRequest(LeastRequest),
+    PeakEwma(Arc<PeakEwma>),
 }
+
+/// How fast a peak-EWMA estimate forgets (Finagle's default).
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+/// What a failure counts as, at least, in a peak-EWMA estimate.
+const EWMA_FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// The HTTP client of one endpoint.
 pub type UpstreamClient = Client<EndpointConnector, ProxyBody>;
@@ -312,16 +337,29 @@ impl Cluster {
     /// Builds a cluster from its (validated) config, with an empty connection pool, recording
     /// attempt metrics into `metrics` if given.
     pub fn new(config: &config::Cluster, metrics: Option<&Metrics>) -> Result<Self, String> {
-        let endpoints = config
+        let mut endpoints = config
             .endpoints
             .iter()
-            .map(|e| Endpoint::new(e, config, metrics).map(Arc::new))
+            .map(|e| Endpoint::new(e, config, metrics))
             .collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
         let picker = match config.balancer {
             config::Balancer::RoundRobin => Picker::RoundRobin(WeightedRoundRobin::new(&weights)),
             config::Balancer::LeastRequest => Picker::LeastRequest(LeastRequest::new(&weights)),
+            config::Balancer::PeakEwma => {
+                let ewma = Arc::new(PeakEwma::new(
+                    &weights,
+                    EWMA_DECAY,
+                    EWMA_FAILURE_PENALTY,
+                    std::time::Instant::now(),
+                ));
+                for (index, endpoint) in endpoints.iter_mut().enumerate() {
+                    endpoint.latency = Some((ewma.clone(), index));
+                }
+                Picker::PeakEwma(ewma)
+            }
         };
+        let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
         let host_rewrite = config
             .host_rewrite
             .as_deref()
@@ -417,6 +455,12 @@ impl Cluster {
                 |i| self.endpoints[i].in_flight(),
                 rand::random::<u64>(),
                 rand::random::<u64>(),
+            ),
+            Picker::PeakEwma(ewma) => ewma.pick(
+                |i| self.endpoints[i].in_flight(),
+                rand::random::<u64>(),
+                rand::random::<u64>(),
+                std::time::Instant::now(),
             ),
         }
     }

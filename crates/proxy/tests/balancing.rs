@@ -109,3 +109,26 @@ async fn least_request_sends_nothing_to_a_replica_with_requests_stuck_on_it() {
         assert_eq!(request.await.unwrap(), 200);
     }
 }
+
+#[tokio::test]
+async fn peak_ewma_steers_away_from_a_slow_endpoint() {
+    let slow = upstream_replica("app", 0).await;
+    slow.set_faults(watertight_demo::Faults {
+        latency_ms: 100,
+        ..watertight_demo::Faults::default()
+    });
+    let fast = upstream_replica("app", 1).await;
+    let (_proxy, address) = proxy(&one_cluster(
+        &[slow.local_addr(), fast.local_addr()],
+        &["balancer: peak_ewma"],
+        &[],
+    ))
+    .await;
+    let client = h1();
+    for _ in 0..100 {
+        assert_eq!(get(&client, address, "/", &[]).await.status, 200);
+    }
+    // Once each has been seen, the 100 ms endpoint loses every comparison.
+    let to_slow = slow.requests_served();
+    assert!(to_slow <= 5, "{to_slow} of 100 went to the slow endpoint");
+}
