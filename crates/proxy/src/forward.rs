@@ -82,6 +82,9 @@ impl Forward {
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
                 Unavailable::BreakerOpen { retry_after } => {
+                    if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
+                        trace.event("breaker.rejected", Vec::new());
+                    }
                     ProxyError::new(ErrorKind::BreakerOpen).retry_after(retry_after)
                 }
             })?;
