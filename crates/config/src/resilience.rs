@@ -92,6 +92,11 @@ pub struct Bulkhead {
     /// Longest a request waits in the queue (`503`, `queue-timeout`).
     #[serde(default = "default_queue_timeout")]
     pub queue_timeout: Duration,
+    /// A request header naming the request's priority class: `critical`, `default` or
+    /// `sheddable` (anything else is `default`). When the queue is full, lower classes are
+    /// refused first, and freed slots go to higher classes first. Absent: all `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_header: Option<String>,
 }
 
 fn default_attempts() -> u32 {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::header::HeaderName;
 use http::{Request, Response};
 use tower::Service;
-use watertight_resilience::{Bulkhead, BulkheadPermit, Rejected};
+use watertight_resilience::{Bulkhead, BulkheadPermit, Priority, Rejected};
 use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Observed, Observer, ProxyBody, boxed};
@@ -20,12 +21,21 @@ use crate::stack::{self, RouteFuture, RouteService};
 pub struct Bulkheaded {
     inner: RouteService,
     bulkhead: Arc<Bulkhead>,
+    priority_header: Option<HeaderName>,
 }
 
 impl Bulkheaded {
-    /// `inner` behind `bulkhead`.
-    pub fn new(inner: RouteService, bulkhead: Arc<Bulkhead>) -> Self {
-        Self { inner, bulkhead }
+    /// `inner` behind `bulkhead`; requests name their priority class in `priority_header`.
+    pub fn new(
+        inner: RouteService,
+        bulkhead: Arc<Bulkhead>,
+        priority_header: Option<HeaderName>,
+    ) -> Self {
+        Self {
+            inner,
+            bulkhead,
+            priority_header,
+        }
     }
 }
 
@@ -46,8 +56,15 @@ impl Service<Request<ProxyBody>> for Bulkheaded {
     fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
         let inner = self.inner.clone();
         let bulkhead = self.bulkhead.clone();
+        let priority = self
+            .priority_header
+            .as_ref()
+            .and_then(|name| request.headers().get(name))
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| Priority::parse(value.trim()))
+            .unwrap_or_default();
         Box::pin(async move {
-            let (permit, queued) = bulkhead.admit().await.map_err(|rejected| {
+            let (permit, queued) = bulkhead.admit(priority).await.map_err(|rejected| {
                 // Busy, not broken: worth trying again shortly.
                 ProxyError::new(match rejected {
                     Rejected::Full => ErrorKind::BulkheadFull,

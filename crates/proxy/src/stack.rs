@@ -145,8 +145,15 @@ pub fn build(
             b.queue_timeout.get(),
         ))
     });
-    if let Some(bulkhead) = &bulkhead {
-        service = BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone()));
+    if let (Some(bulkhead), Some(config)) = (&bulkhead, &route.bulkhead) {
+        let priority_header = config
+            .priority_header
+            .as_deref()
+            .map(|name| http::header::HeaderName::from_bytes(name.as_bytes()))
+            .transpose()
+            .map_err(|e| format!("route {:?}: priority_header: {e}", route.name))?;
+        service =
+            BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone(), priority_header));
     }
     if let Some(fallback) = &route.fallback {
         let other = match &fallback.cluster {

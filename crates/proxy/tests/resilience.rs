@@ -374,3 +374,23 @@ async fn a_fallback_cluster_answers_first_and_only_for_the_listed_reasons() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.header("x-watertight-degraded"), None);
 }
+
+#[tokio::test]
+async fn under_overload_sheddable_requests_go_first() {
+    let app = upstream("app").await;
+    let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 5s, priority_header: x-priority}\n";
+    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A sheddable request waits in the (one-place) queue…
+    let sheddable =
+        tokio::spawn(async move { get(&h1(), address, "/", &[("x-priority", "sheddable")]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // …until a critical one takes its place: the sheddable one is refused at once.
+    let critical =
+        tokio::spawn(async move { get(&h1(), address, "/", &[("x-priority", "critical")]).await });
+    let shed = sheddable.await.unwrap();
+    assert_eq!(shed.reason(), Some("bulkhead-full"));
+    assert_eq!(critical.await.unwrap().status, StatusCode::OK);
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+}

@@ -1,36 +1,118 @@
-//! A bulkhead: at most `limit` requests at once, at most `max_queue` more waiting (first come,
-//! first served) for at most `queue_timeout`. Past that it fails fast, so a slow dependency
-//! holds a bounded share of the proxy instead of all of it.
+//! A bulkhead: at most `limit` requests at once, at most `max_queue` more waiting for at most
+//! `queue_timeout`. Past that it fails fast, so a slow dependency holds a bounded share of the
+//! proxy instead of all of it.
+//!
+//! Waiting requests have a [`Priority`]. A freed slot goes to the oldest waiter of the highest
+//! class. When the queue is full, a newcomer displaces the newest waiter of a lower class
+//! (which is refused at once), or is refused itself: under overload, `sheddable` work goes
+//! first and `critical` work last.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// Why a request was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejected {
-    /// All slots busy and the queue full.
+    /// All slots busy and the queue full (or the request was displaced from it by a more
+    /// important one).
     Full,
     /// Waited `queue_timeout` in the queue without a slot.
     QueueTimeout,
 }
 
-/// A concurrency limit with a bounded wait queue.
-#[derive(Debug)]
+/// How important a request is when the bulkhead is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Shed first.
+    Sheddable = 0,
+    /// Ordinary traffic.
+    #[default]
+    Default = 1,
+    /// Shed last.
+    Critical = 2,
+}
+
+impl Priority {
+    /// Reads `critical`, `default` or `sheddable`.
+    pub fn parse(text: &str) -> Option<Priority> {
+        match text {
+            "critical" => Some(Priority::Critical),
+            "default" => Some(Priority::Default),
+            "sheddable" => Some(Priority::Sheddable),
+            _ => None,
+        }
+    }
+}
+
+struct Waiter {
+    id: u64,
+    /// Gets `true` when handed a slot, `false` when displaced.
+    wake: oneshot::Sender<bool>,
+}
+
+struct State {
+    in_flight: usize,
+    /// Waiters by priority (index = `Priority as usize`), oldest first.
+    queues: [VecDeque<Waiter>; 3],
+}
+
+impl State {
+    fn queued(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+}
+
+/// A concurrency limit with a bounded, prioritised wait queue.
 pub struct Bulkhead {
     limit: usize,
     max_queue: usize,
     queue_timeout: Duration,
-    slots: Arc<Semaphore>,
-    queued: AtomicUsize,
+    state: Arc<Mutex<State>>,
+    next_id: AtomicU64,
 }
 
-/// A slot in the bulkhead, given back when dropped.
-#[derive(Debug)]
+impl std::fmt::Debug for Bulkhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("limit", &self.limit)
+            .field("in_flight", &self.in_flight())
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+/// A slot in the bulkhead, handed to the next waiter (or given back) when dropped.
 pub struct BulkheadPermit {
-    _slot: OwnedSemaphorePermit,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for BulkheadPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BulkheadPermit")
+    }
+}
+
+impl Drop for BulkheadPermit {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        // Hand the slot on to the most important, oldest waiter that is still waiting.
+        for class in (0..3).rev() {
+            while let Some(waiter) = state.queues[class].pop_front() {
+                if waiter.wake.send(true).is_ok() {
+                    return;
+                }
+            }
+        }
+        state.in_flight -= 1;
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Bulkhead {
@@ -40,30 +122,64 @@ impl Bulkhead {
             limit,
             max_queue,
             queue_timeout,
-            slots: Arc::new(Semaphore::new(limit)),
-            queued: AtomicUsize::new(0),
+            state: Arc::new(Mutex::new(State {
+                in_flight: 0,
+                queues: Default::default(),
+            })),
+            next_id: AtomicU64::new(0),
         }
     }
 
-    /// Admits a request, waiting in the queue if needed; the permit holds its slot.
-    /// Also returns whether it had to queue.
-    pub async fn admit(&self) -> Result<(BulkheadPermit, bool), Rejected> {
-        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-            return Ok((BulkheadPermit { _slot: slot }, false));
+    /// Admits a request of `priority`, waiting in the queue if needed; the permit holds its
+    /// slot. Also returns whether it had to queue.
+    pub async fn admit(&self, priority: Priority) -> Result<(BulkheadPermit, bool), Rejected> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let woken = {
+            let mut state = lock(&self.state);
+            if state.in_flight < self.limit && state.queued() == 0 {
+                state.in_flight += 1;
+                return Ok((self.permit(), false));
+            }
+            if state.queued() >= self.max_queue {
+                // Displace the newest waiter of the least important class below this one.
+                let lower = (0..priority as usize).find(|&c| !state.queues[c].is_empty());
+                let Some(class) = lower else {
+                    return Err(Rejected::Full);
+                };
+                if let Some(displaced) = state.queues[class].pop_back() {
+                    let _ = displaced.wake.send(false);
+                }
+            }
+            let (wake, woken) = oneshot::channel();
+            state.queues[priority as usize].push_back(Waiter { id, wake });
+            woken
+        };
+        let mut woken = woken;
+        match tokio::time::timeout(self.queue_timeout, &mut woken).await {
+            Ok(Ok(true)) => Ok((self.permit(), true)),
+            Ok(Ok(false) | Err(_)) => Err(Rejected::Full),
+            Err(_) => {
+                let mut state = lock(&self.state);
+                let queue = &mut state.queues[priority as usize];
+                if let Some(at) = queue.iter().position(|w| w.id == id) {
+                    queue.remove(at);
+                    return Err(Rejected::QueueTimeout);
+                }
+                // Gone from the queue: it was handed a slot or displaced under the lock just
+                // as the wait ended, and the answer is waiting (the receiver is still ours,
+                // so a handed slot is never lost).
+                drop(state);
+                match woken.try_recv() {
+                    Ok(true) => Ok((self.permit(), true)),
+                    _ => Err(Rejected::Full),
+                }
+            }
         }
-        // Join the queue only if it has room.
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q < self.max_queue).then_some(q + 1)
-            })
-            .map_err(|_| Rejected::Full)?;
-        let waited =
-            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        match waited {
-            Ok(Ok(slot)) => Ok((BulkheadPermit { _slot: slot }, true)),
-            // The semaphore is never closed; treat it like a timeout if it were.
-            Ok(Err(_)) | Err(_) => Err(Rejected::QueueTimeout),
+    }
+
+    fn permit(&self) -> BulkheadPermit {
+        BulkheadPermit {
+            state: self.state.clone(),
         }
     }
 
@@ -74,12 +190,12 @@ impl Bulkhead {
 
     /// Requests admitted now.
     pub fn in_flight(&self) -> usize {
-        self.limit - self.slots.available_permits()
+        lock(&self.state).in_flight
     }
 
     /// Requests waiting now.
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        lock(&self.state).queued()
     }
 
     /// The most requests that may wait.
@@ -91,42 +207,78 @@ impl Bulkhead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[tokio::test(start_paused = true)]
     async fn admits_up_to_the_limit_then_queues_then_fails_fast() {
         let bulkhead = Arc::new(Bulkhead::new(2, 1, Duration::from_secs(1)));
-        let (a, queued_a) = bulkhead.admit().await.unwrap();
-        let (_b, _) = bulkhead.admit().await.unwrap();
+        let (a, queued_a) = bulkhead.admit(Priority::Default).await.unwrap();
+        let (_b, _) = bulkhead.admit(Priority::Default).await.unwrap();
         assert!(!queued_a);
         assert_eq!(bulkhead.in_flight(), 2);
         // The third waits in the queue; the fourth finds it full.
         let waiting = tokio::spawn({
             let bulkhead = bulkhead.clone();
-            async move {
-                bulkhead
-                    .admit()
-                    .await
-                    .map(|(permit, queued)| (queued, permit))
-            }
+            async move { bulkhead.admit(Priority::Default).await }
         });
         tokio::task::yield_now().await;
         assert_eq!(bulkhead.queued(), 1);
-        assert_eq!(bulkhead.admit().await.unwrap_err(), Rejected::Full);
+        assert_eq!(
+            bulkhead.admit(Priority::Default).await.unwrap_err(),
+            Rejected::Full
+        );
         // A slot frees: the queued request gets it.
         drop(a);
-        let (queued, _permit) = waiting.await.unwrap().unwrap();
+        let (_permit, queued) = waiting.await.unwrap().unwrap();
         assert!(queued);
         assert_eq!(bulkhead.queued(), 0);
+        assert_eq!(bulkhead.in_flight(), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_queued_request_gives_up_at_the_queue_timeout() {
         let bulkhead = Bulkhead::new(1, 5, Duration::from_millis(300));
-        let _held = bulkhead.admit().await.unwrap();
+        let _held = bulkhead.admit(Priority::Default).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert_eq!(bulkhead.admit().await.unwrap_err(), Rejected::QueueTimeout);
+        assert_eq!(
+            bulkhead.admit(Priority::Default).await.unwrap_err(),
+            Rejected::QueueTimeout
+        );
         assert_eq!(started.elapsed(), Duration::from_millis(300));
         assert_eq!(bulkhead.queued(), 0, "the queue slot is given back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_sheds_the_least_important_first_and_frees_go_to_the_most() {
+        let bulkhead = Arc::new(Bulkhead::new(1, 2, Duration::from_secs(10)));
+        let held = bulkhead.admit(Priority::Default).await.unwrap();
+        let wait = |priority| {
+            let bulkhead = bulkhead.clone();
+            tokio::spawn(async move {
+                let admitted = bulkhead.admit(priority).await;
+                admitted.map(|(permit, _)| (priority, permit))
+            })
+        };
+        let sheddable = wait(Priority::Sheddable);
+        tokio::task::yield_now().await;
+        let default = wait(Priority::Default);
+        tokio::task::yield_now().await;
+        assert_eq!(bulkhead.queued(), 2);
+        // The queue is full: a critical request displaces the sheddable one…
+        let critical = wait(Priority::Critical);
+        tokio::task::yield_now().await;
+        assert_eq!(sheddable.await.unwrap().unwrap_err(), Rejected::Full);
+        // …and another sheddable one finds no one below it to displace.
+        assert_eq!(
+            bulkhead.admit(Priority::Sheddable).await.unwrap_err(),
+            Rejected::Full
+        );
+        // The freed slot goes to the critical request although the default one came first.
+        drop(held);
+        let (first, _slot) = critical.await.unwrap().unwrap();
+        assert_eq!(first, Priority::Critical);
+        tokio::task::yield_now().await;
+        assert!(!default.is_finished(), "the default request still waits");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -135,10 +287,11 @@ mod tests {
         let peak = Arc::new(AtomicUsize::new(0));
         let inside = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..200)
-            .map(|_| {
+            .map(|i| {
                 let (bulkhead, peak, inside) = (bulkhead.clone(), peak.clone(), inside.clone());
+                let priority = [Priority::Sheddable, Priority::Default, Priority::Critical][i % 3];
                 tokio::spawn(async move {
-                    let _permit = bulkhead.admit().await.unwrap();
+                    let _permit = bulkhead.admit(priority).await.unwrap();
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     tokio::task::yield_now().await;
@@ -151,5 +304,6 @@ mod tests {
         }
         assert!(peak.load(Ordering::SeqCst) <= 3);
         assert_eq!(bulkhead.in_flight(), 0);
+        assert_eq!(bulkhead.queued(), 0);
     }
 }

@@ -19,4 +19,4 @@ mod bulkhead;
 pub use backoff::Backoff;
 pub use breaker::{BreakerConfig, CircuitBreaker};
 pub use budget::RetryBudget;
-pub use bulkhead::{Bulkhead, BulkheadPermit, Rejected};
+pub use bulkhead::{Bulkhead, BulkheadPermit, Priority, Rejected};

@@ -65,6 +65,20 @@ pub(super) fn check(route: &Route, path: &Path, found: &mut Vec<Finding>) {
             .hint("leave bulkhead out for no limit"),
         );
     }
+    if let Some(header) = route
+        .bulkhead
+        .as_ref()
+        .and_then(|b| b.priority_header.as_ref())
+        && http::HeaderName::from_bytes(header.as_bytes()).is_err()
+    {
+        found.push(
+            Finding::new(
+                path.key("bulkhead").key("priority_header"),
+                format!("priority_header {header:?} is not a valid header name"),
+            )
+            .hint("write e.g. \"x-priority\""),
+        );
+    }
 }
 
 /// Each entry of a `retry_on` / `failure_on` list must be a condition.
