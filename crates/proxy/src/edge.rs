@@ -31,6 +31,10 @@ use crate::runtime::Runtime;
 /// The response header that says why the proxy answered itself.
 pub const REASON_HEADER: &str = "x-watertight-reason";
 
+/// When a request arrived, carried in its extensions: the route's deadline is counted from it.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival(pub Instant);
+
 /// What the edge knows about the client connection a request came on.
 pub struct Connection {
     /// The current config snapshot.
@@ -120,7 +124,9 @@ pub async fn handle(
                     let entry = &mut pending.entry;
                     entry.route = Some(route.name.clone());
                     entry.cluster = Some(route.cluster.clone());
-                    let request = prepare(request, connection.client);
+                    let mut request = prepare(request, connection.client);
+                    // The route's deadline runs from here: queue waits and retries count.
+                    request.extensions_mut().insert(Arrival(started));
                     route.call(request).await
                 }
             }

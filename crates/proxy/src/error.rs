@@ -49,6 +49,9 @@ pub enum ErrorKind {
     QueueTimeout,
     /// Every endpoint the request could go to has its circuit breaker open.
     BreakerOpen,
+    /// The route's deadline passed before an attempt could start (spent queueing or on
+    /// earlier tries).
+    DeadlineExceeded,
 }
 
 impl ErrorKind {
@@ -61,7 +64,9 @@ impl ErrorKind {
             | ErrorKind::BulkheadFull
             | ErrorKind::QueueTimeout
             | ErrorKind::BreakerOpen => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::ConnectTimeout | ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::ConnectTimeout
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::ConnectRefused
             | ErrorKind::ConnectFailed
             | ErrorKind::UpstreamReset
@@ -93,6 +98,7 @@ impl ErrorKind {
             ErrorKind::BulkheadFull => "bulkhead-full",
             ErrorKind::QueueTimeout => "queue-timeout",
             ErrorKind::BreakerOpen => "breaker-open",
+            ErrorKind::DeadlineExceeded => "deadline-exceeded",
         }
     }
 
@@ -185,6 +191,7 @@ impl ProxyError {
                 | ErrorKind::BulkheadFull
                 | ErrorKind::QueueTimeout
                 | ErrorKind::BreakerOpen
+                | ErrorKind::DeadlineExceeded
         )
     }
 

@@ -16,6 +16,7 @@ use watertight_telemetry::metrics::Counter;
 use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{ProxyBody, empty, full};
+use crate::edge::Arrival;
 use crate::error::ProxyError;
 use crate::stack::{self, RouteFuture, RouteService};
 
@@ -144,7 +145,9 @@ impl Service<Request<ProxyBody>> for WithFallback {
                     );
                 }
             };
-            if let (Some(cluster), Some(parts)) = (&chain.cluster, resendable) {
+            if let (Some(cluster), Some(mut parts)) = (&chain.cluster, resendable) {
+                // The fallback cluster's own timeout runs from now, not from the arrival.
+                parts.extensions.remove::<Arrival>();
                 let answer =
                     stack::call(cluster.clone(), Request::from_parts(parts, empty())).await;
                 if let Ok(response) = answer

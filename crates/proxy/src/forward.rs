@@ -26,6 +26,7 @@ use watertight_telemetry::trace::RequestTrace;
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::cluster::{Cluster, InFlight, Unavailable};
 use crate::drain::Drain;
+use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::retry::AttemptPlan;
@@ -75,7 +76,21 @@ impl Forward {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Sent by the retry layer: endpoints to avoid and the deadlines of this attempt.
         let plan = request.extensions_mut().remove::<AttemptPlan>();
+        let arrival = request.extensions().get::<Arrival>().copied();
         let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
+        // The exchange's deadline, from the request's arrival or the retry layer's plan.
+        let whole = match &plan {
+            Some(plan) => plan.deadline,
+            None => {
+                let arrived = arrival.map_or_else(Instant::now, |a| a.0);
+                self.timeout.and_then(|t| arrived.checked_add(t))
+            }
+        };
+        if whole.is_some_and(|at| at <= Instant::now()) {
+            // Spent waiting (in a bulkhead queue, on earlier tries): do not start an attempt
+            // that cannot finish.
+            return Err(ProxyError::new(ErrorKind::DeadlineExceeded));
+        }
         let mut slot = self
             .cluster
             .pick_avoiding(tried)
@@ -120,10 +135,6 @@ impl Forward {
 
         // The exchange's deadline bounds the wait for the head here, then moves into the body
         // wrapper to bound the rest; a per-try timeout may end the wait for the head sooner.
-        let whole = match &plan {
-            Some(plan) => plan.deadline,
-            None => self.timeout.and_then(|t| Instant::now().checked_add(t)),
-        };
         let head_by = match plan.as_ref().and_then(|p| p.head_deadline) {
             Some(head) => Some(whole.map_or(head, |w| w.min(head))),
             None => whole,

@@ -28,6 +28,7 @@ use watertight_telemetry::metrics::RetryMetrics;
 use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{ProxyBody, full};
+use crate::edge::Arrival;
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::forward::ServedBy;
 use crate::stack::{self, RouteFuture, RouteService};
@@ -157,9 +158,10 @@ async fn run(
     policy: Arc<RetryPolicy>,
     request: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let started = Instant::now();
-    policy.budget.deposit(started.into_std());
-    let deadline = policy.timeout.and_then(|t| started.checked_add(t));
+    let now = Instant::now();
+    policy.budget.deposit(now.into_std());
+    let arrived = request.extensions().get::<Arrival>().map_or(now, |a| a.0);
+    let deadline = policy.timeout.and_then(|t| arrived.checked_add(t));
     let (parts, body) = request.into_parts();
     let replay = match replayable(&parts, body, policy.replay_buffer).await? {
         Kept::Whole(bytes) => bytes,

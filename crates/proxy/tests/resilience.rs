@@ -394,3 +394,33 @@ async fn under_overload_sheddable_requests_go_first() {
     assert_eq!(critical.await.unwrap().status, StatusCode::OK);
     assert_eq!(holder.await.unwrap().status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn time_spent_queueing_counts_against_the_route_deadline() {
+    let app = upstream("app").await;
+    let route = "        timeout: 500ms\n        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 5s}\n";
+    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], route)).await;
+    let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=400", &[]).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Queued ~250 ms behind the holder, then the holder's slot comes free with less than
+    // the upstream's 400 ms left: the deadline passes during the try (504 upstream-timeout),
+    // or before it starts (deadline-exceeded). Counted from the slot instead, it would have
+    // had its full 500 ms and succeeded.
+    let started = Instant::now();
+    let late = get(&h1(), address, "/delay?ms=400", &[]).await;
+    assert_eq!(late.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        matches!(
+            late.reason(),
+            Some("upstream-timeout" | "deadline-exceeded")
+        ),
+        "{:?}",
+        late.reason()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+}
