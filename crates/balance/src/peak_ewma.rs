@@ -58,12 +58,12 @@ impl PeakEwma {
             return;
         };
         let rtt = latency.as_nanos() as f64;
-        let current = self.decayed(estimate, now);
-        let next = if rtt > current {
+        let stored = f64::from_bits(estimate.cost.load(Ordering::Relaxed));
+        let next = if rtt > stored {
             rtt
         } else {
             let w = self.weight_since(estimate, now);
-            current * w + rtt * (1.0 - w)
+            stored * w + rtt * (1.0 - w)
         };
         estimate.cost.store(next.to_bits(), Ordering::Relaxed);
         estimate.stamp.store(self.nanos(now), Ordering::Relaxed);
@@ -163,8 +163,9 @@ mod tests {
         // Fast calls bring it down over the decay time, not at once.
         let later = now + Duration::from_secs(5);
         ewma.observe(0, Duration::from_millis(10), later);
-        let cost = ewma.load(0, 0, later);
-        assert!(cost > 100e6 && cost < 500e6, "{cost}");
+        // w = e^(-5/10) ≈ 0.607: 500 × 0.607 + 10 × 0.393 ≈ 307 ms.
+        let cost = ewma.load(0, 0, later) / 1e6;
+        assert!((cost - 307.2).abs() < 1.0, "{cost}");
     }
 
     #[test]

@@ -294,6 +294,7 @@ pub struct StaticResponse {
 fn default_fallback_on() -> Vec<String> {
     [
         "breaker-open",
+        "deadline-exceeded",
         "bulkhead-full",
         "queue-timeout",
         "no-endpoint",

@@ -262,6 +262,17 @@ impl InFlight {
     pub fn answered(&mut self, status: u16) {
         self.status = Some(status);
         self.head_elapsed = self.started.map(|s| s.elapsed());
+        // The breaker judges the head: report now, so a long body (a download, a stream)
+        // does not hold a half-open trial slot.
+        self.report_to_breaker();
+    }
+
+    fn report_to_breaker(&mut self) {
+        if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
+            let outcome = self.breaker_outcome(&b.failure_on);
+            ticket.record(outcome, std::time::Instant::now(), rand::random::<f64>());
+            self.endpoint.count_transitions();
+        }
     }
 }
 
@@ -284,11 +295,7 @@ impl Drop for InFlight {
                 (None, false) => {}
             }
         }
-        if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
-            let outcome = self.breaker_outcome(&b.failure_on);
-            ticket.record(outcome, std::time::Instant::now(), rand::random::<f64>());
-            self.endpoint.count_transitions();
-        }
+        self.report_to_breaker();
         if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
             metrics.attempt(AttemptEnded {
                 status: self.status,
@@ -496,9 +503,14 @@ fn breaker_config(config: &config::CircuitBreaker) -> BreakerConfig {
         (_, Some(seconds)) => breaker::Window::Time(seconds),
         (calls, None) => breaker::Window::Count(calls.unwrap_or(20)),
     };
+    // As Resilience4j does: a count window can never hold more than its size.
+    let minimum_calls = match window {
+        breaker::Window::Count(size) => config.minimum_calls.min(size),
+        breaker::Window::Time(_) => config.minimum_calls,
+    };
     BreakerConfig {
         window,
-        minimum_calls: config.minimum_calls,
+        minimum_calls,
         failure_rate: config.failure_rate,
         slow_call_rate: config.slow_call_rate,
         slow_call_duration: config.slow_call_duration.get(),

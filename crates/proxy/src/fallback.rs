@@ -1,6 +1,7 @@
 //! The route's fallback chain, walked when the upstream cannot answer for one of the reasons
 //! the route lists: first the fallback cluster (for requests without a body, which can be
-//! sent again), then the fixed response. A fallback answer carries
+//! sent again, and only when they are idempotent or never reached the upstream: a write is
+//! never applied twice), then the fixed response. A fallback answer carries
 //! `x-watertight-degraded: <reason>` so clients and apps can tell.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{ProxyBody, empty, full};
 use crate::edge::Arrival;
-use crate::error::ProxyError;
+use crate::error::{ErrorKind, ProxyError};
 use crate::stack::{self, RouteFuture, RouteService};
 
 /// The response header that marks a fallback answer.
@@ -128,12 +129,25 @@ impl Service<Request<ProxyBody>> for WithFallback {
         let chain = self.chain.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let resendable = body.is_end_stream().then(|| parts.clone());
+            // Without a body, and either safe to repeat or certain not to have been applied.
+            let idempotent = crate::retry::is_idempotent(&parts.method);
+            let bodiless = body.is_end_stream().then(|| parts.clone());
             let trace = parts.extensions.get::<Arc<RequestTrace>>().cloned();
             let outcome = stack::call(inner, Request::from_parts(parts, body)).await;
             let Some(reason) = chain.reason(&outcome) else {
                 return outcome;
             };
+            let never_applied = outcome.as_ref().err().is_some_and(|e| {
+                e.kind().never_reached_upstream()
+                    || matches!(
+                        e.kind(),
+                        ErrorKind::BreakerOpen
+                            | ErrorKind::BulkheadFull
+                            | ErrorKind::QueueTimeout
+                            | ErrorKind::DeadlineExceeded
+                    )
+            });
+            let resendable = bodiless.filter(|_| idempotent || never_applied);
             let note = |via: &'static str| {
                 if let Some(trace) = &trace {
                     trace.event(

@@ -33,6 +33,9 @@ use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::forward::ServedBy;
 use crate::stack::{self, RouteFuture, RouteService};
 
+/// The longest wait before a retry on a route without a deadline.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// What the forwarder needs to know about the attempt it is making.
 #[derive(Clone, Debug, Default)]
 pub struct AttemptPlan {
@@ -163,7 +166,7 @@ async fn run(
     let arrived = request.extensions().get::<Arrival>().map_or(now, |a| a.0);
     let deadline = policy.timeout.and_then(|t| arrived.checked_add(t));
     let (parts, body) = request.into_parts();
-    let replay = match replayable(&parts, body, policy.replay_buffer).await? {
+    let replay = match replayable(&parts, body, policy.replay_buffer, deadline).await? {
         Kept::Whole(bytes) => bytes,
         // Too big (or of unknown length) to keep: one try, streamed.
         Kept::Streaming(body) => return stack::call(inner, Request::from_parts(parts, body)).await,
@@ -199,7 +202,15 @@ async fn run(
             .backoff
             .delay(attempt, rand::random::<f64>())
             .max(retry_after(&outcome).unwrap_or_default());
-        if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+        // No time left for the wait and another try (an upstream asking for more than
+        // MAX_RETRY_AFTER is not waited for at all: the client gets its answer).
+        let too_late = match deadline {
+            Some(deadline) => Instant::now()
+                .checked_add(wait)
+                .is_none_or(|resume| resume >= deadline),
+            None => wait > MAX_RETRY_AFTER,
+        };
+        if too_late {
             if let Some(m) = &policy.metrics {
                 m.deadline.inc();
             }
@@ -246,6 +257,7 @@ async fn replayable(
     parts: &http::request::Parts,
     body: ProxyBody,
     limit: usize,
+    deadline: Option<Instant>,
 ) -> Result<Kept, ProxyError> {
     if body.is_end_stream() {
         return Ok(Kept::Whole(Bytes::new()));
@@ -258,7 +270,16 @@ async fn replayable(
     if declared.is_none_or(|length| length > limit) {
         return Ok(Kept::Streaming(body));
     }
-    match read_whole(body, limit).await {
+    // A client trickling its body is bounded by the route's deadline like everything else.
+    let read = read_whole(body, limit);
+    let read = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
+            Ok(read) => read,
+            Err(_) => return Err(ProxyError::new(ErrorKind::ClientTimeout)),
+        },
+        None => read.await,
+    };
+    match read {
         Ok(bytes) => Ok(Kept::Whole(bytes)),
         Err(error) => Err(ProxyError::with_source(ErrorKind::ClientAborted, error)),
     }
@@ -286,7 +307,7 @@ fn read_whole(
 }
 
 /// RFC 9110 §9.2.2: a request the server may apply twice with the effect of once.
-fn is_idempotent(method: &Method) -> bool {
+pub(crate) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE

@@ -424,3 +424,71 @@ async fn time_spent_queueing_counts_against_the_route_deadline() {
     );
     assert_eq!(holder.await.unwrap().status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_bodyless_post_is_not_sent_to_the_fallback_cluster_after_it_may_have_been_applied() {
+    let hanging = faulty(
+        "app",
+        Faults {
+            reset_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let backup = upstream("backup").await;
+    let yaml = with_route(
+        &[hanging.local_addr()],
+        &[],
+        "        fallback: {cluster: backup}\n",
+    ) + &format!(
+        "  - name: backup\n    endpoints:\n      - address: \"{}\"\n",
+        backup.local_addr()
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    let confirm = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{address}/orders/42/confirm"))
+        .body(watertight_proxy::body::empty())
+        .unwrap();
+    let answer = send(&h1(), confirm).await;
+    assert_eq!(answer.reason(), Some("upstream-reset"));
+    assert_eq!(
+        backup.requests_served(),
+        0,
+        "the write is not applied twice"
+    );
+    // A GET is safe to repeat: the backup answers it.
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+    assert_eq!(backup.requests_served(), 1);
+}
+
+#[tokio::test]
+async fn an_upstream_asking_to_wait_past_the_deadline_is_not_waited_for() {
+    let retry = "        timeout: 2s\n        retry: {attempts: 3, retry_on: [\"503\"]}\n";
+    // A raw upstream answering 503 with an absurd Retry-After.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raw = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for _ in 0..10 {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 18446744073709551615\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let (_raw_proxy, raw_address) = proxy(&with_route(&[raw], &[], retry)).await;
+    let started = Instant::now();
+    let answer = get(&h1(), raw_address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, no panic, no wait"
+    );
+    // Nothing panicked: the proxy still serves.
+    assert_eq!(get(&h1(), raw_address, "/", &[]).await.status, 503);
+}

@@ -296,13 +296,16 @@ impl CircuitBreaker {
     }
 
     fn trip(&self, inner: &mut Inner, now: Instant, random: f64) -> Transition {
-        inner.trips += 1;
-        let exponent = i32::try_from(inner.trips - 1).unwrap_or(i32::MAX);
-        let base = self
-            .config
-            .open_duration
-            .mul_f64(self.config.backoff_multiplier.max(1.0).powi(exponent))
-            .min(self.config.max_open_duration);
+        inner.trips = inner.trips.saturating_add(1);
+        // In float seconds, capped before it becomes a Duration: a long outage must not
+        // overflow the multiplication.
+        let exponent = i32::try_from(inner.trips - 1)
+            .unwrap_or(i32::MAX)
+            .min(1_000);
+        let seconds = self.config.open_duration.as_secs_f64()
+            * self.config.backoff_multiplier.max(1.0).powi(exponent);
+        let cap = self.config.max_open_duration;
+        let base = Duration::try_from_secs_f64(seconds.min(cap.as_secs_f64())).unwrap_or(cap);
         let jitter = base.mul_f64(self.config.jitter.clamp(0.0, 1.0) * random.clamp(0.0, 1.0));
         inner.open_until = Some(now + base + jitter);
         Self::transition(inner, State::Open)
@@ -474,6 +477,27 @@ mod tests {
             let refused = breaker.try_acquire(now).unwrap_err();
             assert_eq!(refused.retry_after, Duration::from_secs(expected));
         }
+    }
+
+    #[test]
+    fn a_long_outage_stays_at_the_cap_without_overflowing() {
+        let breaker = CircuitBreaker::new(config());
+        let mut now = Instant::now();
+        for _ in 0..5 {
+            call(&breaker, now, Outcome::Failure(FAST));
+        }
+        // Hundreds of failed probes: every period stays at the 60 s cap.
+        for _ in 0..300 {
+            now += breaker.try_acquire(now).unwrap_err().retry_after;
+            call(&breaker, now, Outcome::Failure(FAST));
+            call(&breaker, now, Outcome::Failure(FAST));
+            let wait = breaker.try_acquire(now).unwrap_err().retry_after;
+            assert!(wait <= Duration::from_secs(60), "{wait:?}");
+        }
+        assert_eq!(
+            breaker.try_acquire(now).unwrap_err().retry_after,
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

@@ -98,16 +98,53 @@ impl std::fmt::Debug for BulkheadPermit {
 
 impl Drop for BulkheadPermit {
     fn drop(&mut self) {
-        let mut state = lock(&self.state);
-        // Hand the slot on to the most important, oldest waiter that is still waiting.
-        for class in (0..3).rev() {
-            while let Some(waiter) = state.queues[class].pop_front() {
-                if waiter.wake.send(true).is_ok() {
-                    return;
-                }
+        release(&mut lock(&self.state));
+    }
+}
+
+/// Gives a slot up: to the most important, oldest waiter still waiting, or back to the pool.
+fn release(state: &mut State) {
+    for class in (0..3).rev() {
+        while let Some(waiter) = state.queues[class].pop_front() {
+            if waiter.wake.send(true).is_ok() {
+                return;
             }
         }
-        state.in_flight -= 1;
+    }
+    state.in_flight -= 1;
+}
+
+/// A request waiting in the queue. If it stops waiting for any reason (its client left, the
+/// queue timeout), it leaves the queue, and a slot handed to it in the meantime is passed on.
+struct Waiting {
+    state: Arc<Mutex<State>>,
+    id: u64,
+    class: usize,
+    woken: oneshot::Receiver<bool>,
+    settled: bool,
+}
+
+impl Waiting {
+    /// Stops waiting: `true` if a slot had been handed over after all (it is now ours).
+    fn leave(&mut self) -> bool {
+        self.settled = true;
+        let mut state = lock(&self.state);
+        let queue = &mut state.queues[self.class];
+        if let Some(at) = queue.iter().position(|w| w.id == self.id) {
+            queue.remove(at);
+            return false;
+        }
+        // Gone from the queue: handed a slot or displaced, under the lock, so the answer is
+        // already in the channel.
+        matches!(self.woken.try_recv(), Ok(true))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.settled && self.leave() {
+            release(&mut lock(&self.state));
+        }
     }
 }
 
@@ -154,26 +191,24 @@ impl Bulkhead {
             state.queues[priority as usize].push_back(Waiter { id, wake });
             woken
         };
-        let mut woken = woken;
-        match tokio::time::timeout(self.queue_timeout, &mut woken).await {
-            Ok(Ok(true)) => Ok((self.permit(), true)),
-            Ok(Ok(false) | Err(_)) => Err(Rejected::Full),
-            Err(_) => {
-                let mut state = lock(&self.state);
-                let queue = &mut state.queues[priority as usize];
-                if let Some(at) = queue.iter().position(|w| w.id == id) {
-                    queue.remove(at);
-                    return Err(Rejected::QueueTimeout);
-                }
-                // Gone from the queue: it was handed a slot or displaced under the lock just
-                // as the wait ended, and the answer is waiting (the receiver is still ours,
-                // so a handed slot is never lost).
-                drop(state);
-                match woken.try_recv() {
-                    Ok(true) => Ok((self.permit(), true)),
-                    _ => Err(Rejected::Full),
-                }
+        let mut waiting = Waiting {
+            state: self.state.clone(),
+            id,
+            class: priority as usize,
+            woken,
+            settled: false,
+        };
+        match tokio::time::timeout(self.queue_timeout, &mut waiting.woken).await {
+            Ok(Ok(true)) => {
+                waiting.settled = true;
+                Ok((self.permit(), true))
             }
+            Ok(Ok(false) | Err(_)) => {
+                waiting.settled = true;
+                Err(Rejected::Full)
+            }
+            Err(_) if waiting.leave() => Ok((self.permit(), true)),
+            Err(_) => Err(Rejected::QueueTimeout),
         }
     }
 
@@ -279,6 +314,46 @@ mod tests {
         assert_eq!(first, Priority::Critical);
         tokio::task::yield_now().await;
         assert!(!default.is_finished(), "the default request still waits");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_goes_away_leaves_the_queue_and_never_takes_a_slot_with_it() {
+        let bulkhead = Arc::new(Bulkhead::new(1, 2, Duration::from_secs(60)));
+        let held = bulkhead.admit(Priority::Default).await.unwrap();
+        let gone = tokio::spawn({
+            let bulkhead = bulkhead.clone();
+            async move { bulkhead.admit(Priority::Default).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(bulkhead.queued(), 1);
+        // Its client leaves: it is out of the queue at once.
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(bulkhead.queued(), 0);
+
+        // Now one leaves just as the slot is handed to it: the slot is not lost.
+        let mut racing = Box::pin({
+            let bulkhead = bulkhead.clone();
+            async move { bulkhead.admit(Priority::Default).await }
+        });
+        assert!(futures_poll_once(racing.as_mut()).await.is_none());
+        drop(held); // hands the slot to the racing waiter, which has not looked yet
+        drop(racing);
+        assert_eq!(bulkhead.in_flight(), 0, "the handed slot went back");
+        let (_again, queued) = bulkhead.admit(Priority::Default).await.unwrap();
+        assert!(!queued);
+    }
+
+    /// Polls a future once; `Some` if it finished.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(value) => Some(value),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
