@@ -91,6 +91,11 @@ impl RetryPolicy {
         }
     }
 
+    /// Whether it counts its decisions in metrics.
+    pub fn metered(&self) -> bool {
+        self.metrics.is_some()
+    }
+
     /// Retries the budget would allow now.
     pub fn budget_available(&self) -> f64 {
         self.budget.available(Instant::now().into_std())

@@ -78,7 +78,10 @@ impl Runtime {
         for listener in &config.listeners {
             let address = config::parse_listen_address(&listener.address)?;
             let mut routes = Vec::with_capacity(listener.routes.len());
+            let previous_routes = previous.and_then(|p| p.listeners.get(&address));
             for route in &listener.routes {
+                let previous_route = previous_routes
+                    .and_then(|l| l.router.routes().find(|r| *r.name == *route.name));
                 let cluster = by_name.get(route.cluster.as_str()).ok_or_else(|| {
                     format!(
                         "route {:?} points to undefined cluster {:?}",
@@ -93,6 +96,7 @@ impl Runtime {
                         &by_name,
                         tunnels.clone(),
                         metered.map(|m| m.as_ref()),
+                        previous_route,
                     )?,
                 ));
             }

@@ -50,6 +50,11 @@ pub struct RouteEntry {
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its retry policy, if it retries (read by the admin API).
     pub retry: Option<Arc<RetryPolicy>>,
+    /// The config it was built from (a reload keeps its bulkhead and retry budget while
+    /// their sections are unchanged).
+    pub config: config::Route,
+    /// Its whole-exchange timeout.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What `GET /clusters` shows for one route's resilience state.
@@ -113,13 +118,17 @@ pub fn call(service: RouteService, request: Request<ProxyBody>) -> RouteFuture {
 }
 
 /// Builds the stack for `route`, which sends to `cluster` (and may fall back to another of
-/// `clusters`); metric handles come from `metrics` when metrics are on.
+/// `clusters`); metric handles come from `metrics` when metrics are on. `previous` is the
+/// same route in the snapshot being replaced: its bulkhead (with the requests it holds) and
+/// retry budget carry over while their config is unchanged, so a reload neither doubles a
+/// route's concurrency nor refills its budget.
 pub fn build(
     route: &config::Route,
     cluster: Arc<Cluster>,
     clusters: &HashMap<&str, &Arc<Cluster>>,
     tunnels: Drain,
     metrics: Option<&Metrics>,
+    previous: Option<&RouteEntry>,
 ) -> Result<RouteEntry, String> {
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
@@ -127,23 +136,40 @@ pub fn build(
     };
     let cluster_name: Arc<str> = cluster.name().into();
     let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels.clone()));
+    let kept_retry = previous
+        .filter(|p| {
+            p.config.retry == route.retry
+                && p.timeout == timeout
+                && p.config.cluster == route.cluster
+                && p.retry
+                    .as_ref()
+                    .is_some_and(|r| r.metered() == metrics.is_some())
+        })
+        .and_then(|p| p.retry.clone());
     let retry = route
         .retry
         .as_ref()
         .filter(|retry| retry.attempts > 1)
         .map(|retry| {
-            let retry_metrics = metrics.map(|m| m.retries(&route.name, &cluster_name));
-            Arc::new(RetryPolicy::new(retry, timeout, retry_metrics))
+            kept_retry.unwrap_or_else(|| {
+                let retry_metrics = metrics.map(|m| m.retries(&route.name, &cluster_name));
+                Arc::new(RetryPolicy::new(retry, timeout, retry_metrics))
+            })
         });
     if let Some(policy) = &retry {
         service = BoxCloneSyncService::new(Retrying::new(service, policy.clone()));
     }
+    let kept_bulkhead = previous
+        .filter(|p| p.config.bulkhead == route.bulkhead)
+        .and_then(|p| p.bulkhead.clone());
     let bulkhead = route.bulkhead.as_ref().map(|b| {
-        Arc::new(Bulkhead::new(
-            b.max_concurrent,
-            b.max_queue,
-            b.queue_timeout.get(),
-        ))
+        kept_bulkhead.unwrap_or_else(|| {
+            Arc::new(Bulkhead::new(
+                b.max_concurrent,
+                b.max_queue,
+                b.queue_timeout.get(),
+            ))
+        })
     });
     if let (Some(bulkhead), Some(config)) = (&bulkhead, &route.bulkhead) {
         let priority_header = config
@@ -193,5 +219,7 @@ pub fn build(
         service,
         bulkhead,
         retry,
+        config: route.clone(),
+        timeout,
     })
 }

@@ -492,3 +492,35 @@ async fn an_upstream_asking_to_wait_past_the_deadline_is_not_waited_for() {
     // Nothing panicked: the proxy still serves.
     assert_eq!(get(&h1(), raw_address, "/", &[]).await.status, 503);
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_bulkhead_and_the_requests_it_holds() {
+    let app = upstream("app").await;
+    let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 0}\n";
+    let yaml = with_route(&[app.local_addr()], &[], bulkhead);
+    let (proxy, address) = proxy(&yaml).await;
+    let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An unrelated change: the route's bulkhead is the same one, still full.
+    let changed = yaml.replace(
+        "access_log: \"off\"",
+        "access_log: \"off\"\ndrain_timeout: 5s",
+    );
+    proxy
+        .reload(watertight_config::load_str(&changed, "test.yaml").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&h1(), address, "/", &[]).await.reason(),
+        Some("bulkhead-full")
+    );
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+    // A changed bulkhead is a new one.
+    let wider = changed.replace("max_concurrent: 1", "max_concurrent: 2");
+    proxy
+        .reload(watertight_config::load_str(&wider, "test.yaml").unwrap())
+        .await
+        .unwrap();
+    let routes = serde_json::to_value(proxy.current().route_status()).unwrap();
+    assert_eq!(routes[0]["bulkhead"]["limit"], 2);
+}
