@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
-use crate::resilience::{Bulkhead, CircuitBreaker, Fallback, Retry};
+use crate::resilience::{Bulkhead, CircuitBreaker, Fallback, OutlierDetection, Retry};
 use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
@@ -171,6 +171,9 @@ pub struct Cluster {
     /// A circuit breaker per endpoint; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// Passive health: eject endpoints that keep failing; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// One upstream endpoint.
@@ -274,6 +277,7 @@ impl Cluster {
             request_timeout: default_request_timeout(),
             pool: Pool::default(),
             circuit_breaker: None,
+            outlier_detection: None,
         }
     }
 }

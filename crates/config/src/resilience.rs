@@ -223,6 +223,40 @@ pub struct CircuitBreaker {
     pub failure_on: Vec<String>,
 }
 
+/// Passive health: endpoints that fail several times in a row are taken out of the cluster
+/// for a while (Envoy's outlier detection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// Failures in a row that eject an endpoint.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// The first ejection's length; the n-th lasts n times as long.
+    #[serde(default = "default_base_ejection_time")]
+    pub base_ejection_time: Duration,
+    /// The longest ejection.
+    #[serde(default = "default_max_ejection_time")]
+    pub max_ejection_time: Duration,
+    /// Most of the cluster, in percent (rounded down), ejected at once.
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+    /// What counts as a failure: the words of a retry's `retry_on`.
+    #[serde(default = "default_failure_on")]
+    pub failure_on: Vec<String>,
+}
+
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_base_ejection_time() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_ejection_time() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_max_ejection_percent() -> u32 {
+    50
+}
 fn default_minimum_calls() -> u32 {
     10
 }

@@ -23,7 +23,9 @@ use watertight_balance::{LeastRequest, PeakEwma, WeightedRoundRobin};
 use watertight_config as config;
 use watertight_config::RetryCondition;
 use watertight_resilience::breaker::{Outcome, Refused, Ticket};
-use watertight_resilience::{BreakerConfig, CircuitBreaker, breaker};
+use watertight_resilience::{
+    BreakerConfig, CircuitBreaker, OutlierConfig, OutlierDetector, breaker,
+};
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
 use watertight_telemetry::trace::{Attempt, RequestTrace};
@@ -54,6 +56,8 @@ pub struct Endpoint {
     breaker: Option<EndpointBreaker>,
     /// The cluster's latency estimator and this endpoint's place in it (peak EWMA only).
     latency: Option<(Arc<PeakEwma>, usize)>,
+    /// The cluster's outlier detection, this endpoint's place in it, and what fails.
+    outlier: Option<(Arc<OutlierDetector>, usize, Arc<[RetryCondition]>)>,
 }
 
 /// An endpoint's circuit breaker and what counts as a failure for it.
@@ -103,6 +107,7 @@ impl Endpoint {
             open_connections,
             metrics: metrics.map(|m| m.endpoint(&cluster.name, &config.address)),
             latency: None,
+            outlier: None,
             breaker: cluster.circuit_breaker.as_ref().map(|c| EndpointBreaker {
                 breaker: CircuitBreaker::new(breaker_config(c)),
                 failure_on: c
@@ -133,6 +138,13 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// Whether outlier detection has it ejected now.
+    pub fn is_ejected(&self, now: std::time::Instant) -> bool {
+        self.outlier
+            .as_ref()
+            .is_some_and(|(detector, index, _)| detector.is_ejected(*index, now))
     }
 
     /// Its breaker's state now, if it has one.
@@ -182,6 +194,8 @@ pub struct InFlight {
     head_elapsed: Option<Duration>,
     /// Why the attempt failed, if it did.
     failure: Option<ErrorKind>,
+    /// Whether breaker and outlier detection have been told.
+    health_reported: bool,
     /// The attempt's client span, when the request is traced.
     span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
@@ -190,7 +204,10 @@ impl InFlight {
     fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
-        let timed = endpoint.metrics.is_some() || ticket.is_some() || endpoint.latency.is_some();
+        let timed = endpoint.metrics.is_some()
+            || ticket.is_some()
+            || endpoint.latency.is_some()
+            || endpoint.outlier.is_some();
         Self {
             endpoint,
             started: timed.then(Instant::now),
@@ -200,6 +217,7 @@ impl InFlight {
             ticket,
             head_elapsed: None,
             failure: None,
+            health_reported: false,
             span: None,
         }
     }
@@ -210,7 +228,7 @@ impl InFlight {
     }
 
     /// How the attempt went, as the endpoint's breaker judges it.
-    fn breaker_outcome(&self, failure_on: &[RetryCondition]) -> Outcome {
+    fn outcome(&self, failure_on: &[RetryCondition]) -> Outcome {
         let elapsed = self
             .head_elapsed
             .or_else(|| self.started.map(|s| s.elapsed()))
@@ -262,16 +280,35 @@ impl InFlight {
     pub fn answered(&mut self, status: u16) {
         self.status = Some(status);
         self.head_elapsed = self.started.map(|s| s.elapsed());
-        // The breaker judges the head: report now, so a long body (a download, a stream)
-        // does not hold a half-open trial slot.
-        self.report_to_breaker();
+        // Breaker and outlier detection judge the head: report now, so a long body (a
+        // download, a stream) does not hold a half-open trial slot.
+        self.report_health();
     }
 
-    fn report_to_breaker(&mut self) {
+    /// Tells the endpoint's breaker and outlier detection how the attempt went, once.
+    fn report_health(&mut self) {
+        if self.health_reported {
+            return;
+        }
+        self.health_reported = true;
+        let now = std::time::Instant::now();
         if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
-            let outcome = self.breaker_outcome(&b.failure_on);
-            ticket.record(outcome, std::time::Instant::now(), rand::random::<f64>());
+            let outcome = self.outcome(&b.failure_on);
+            ticket.record(outcome, now, rand::random::<f64>());
             self.endpoint.count_transitions();
+        }
+        if let Some((detector, index, failure_on)) = &self.endpoint.outlier {
+            let failed = match self.outcome(failure_on) {
+                Outcome::Failure(_) => true,
+                Outcome::Success(_) => false,
+                Outcome::Ignored => return,
+            };
+            if let Some(until) = detector.record(*index, failed, now) {
+                tracing::info!(endpoint = %self.endpoint.address, ejected_for = ?until - now, "outlier ejected");
+                if let Some(metrics) = &self.endpoint.metrics {
+                    metrics.ejected();
+                }
+            }
         }
     }
 }
@@ -295,7 +332,7 @@ impl Drop for InFlight {
                 (None, false) => {}
             }
         }
-        self.report_to_breaker();
+        self.report_health();
         if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
             metrics.attempt(AttemptEnded {
                 status: self.status,
@@ -366,6 +403,25 @@ impl Cluster {
                 Picker::PeakEwma(ewma)
             }
         };
+        if let Some(outlier) = &config.outlier_detection {
+            let detector = Arc::new(OutlierDetector::new(
+                OutlierConfig {
+                    consecutive_failures: outlier.consecutive_failures,
+                    base_ejection_time: outlier.base_ejection_time.get(),
+                    max_ejection_time: outlier.max_ejection_time.get(),
+                    max_ejection_percent: outlier.max_ejection_percent,
+                },
+                endpoints.len(),
+            ));
+            let failure_on: Arc<[RetryCondition]> = outlier
+                .failure_on
+                .iter()
+                .filter_map(|f| RetryCondition::parse(f))
+                .collect();
+            for (index, endpoint) in endpoints.iter_mut().enumerate() {
+                endpoint.outlier = Some((detector.clone(), index, failure_on.clone()));
+            }
+        }
         let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
         let host_rewrite = config
             .host_rewrite
@@ -439,8 +495,17 @@ impl Cluster {
         let retried = order.filter(|&i| tried.contains(&self.endpoints[i].address));
         let now = std::time::Instant::now();
         let mut soonest: Option<Duration> = None;
-        for i in untried.chain(retried) {
+        let candidates: Vec<usize> = untried.chain(retried).collect();
+        // Ejected endpoints are passed over, unless every one is (then outlier detection
+        // would only turn a degraded cluster into a dead one).
+        let all_ejected = candidates
+            .iter()
+            .all(|&i| self.endpoints[i].is_ejected(now));
+        for i in candidates {
             let endpoint = &self.endpoints[i];
+            if !all_ejected && endpoint.is_ejected(now) {
+                continue;
+            }
             match endpoint.admit(now) {
                 Ok(ticket) => return Ok(InFlight::start(endpoint.clone(), ticket)),
                 Err(refused) => {
@@ -485,6 +550,7 @@ impl Cluster {
                     address: e.address.to_string(),
                     weight: e.weight,
                     state: match e.breaker_state() {
+                        _ if e.is_ejected(std::time::Instant::now()) => "ejected",
                         Some(breaker::State::Open) => "breaker-open",
                         Some(breaker::State::HalfOpen) => "breaker-half-open",
                         _ => "healthy",

@@ -524,3 +524,56 @@ async fn a_reload_keeps_the_bulkhead_and_the_requests_it_holds() {
     let routes = serde_json::to_value(proxy.current().route_status()).unwrap();
     assert_eq!(routes[0]["bulkhead"]["limit"], 2);
 }
+
+#[tokio::test]
+async fn outlier_detection_ejects_an_endpoint_that_keeps_failing() {
+    let broken = faulty(
+        "app",
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let healthy = upstream("app").await;
+    let outlier = [
+        "outlier_detection:",
+        "  consecutive_failures: 3",
+        "  base_ejection_time: 30s",
+        "  max_ejection_percent: 50",
+    ];
+    let endpoints = [broken.local_addr(), healthy.local_addr()];
+    let (proxy, address) = proxy(&one_cluster(&endpoints, &outlier, &[])).await;
+    let client = h1();
+    let mut failures = 0;
+    for _ in 0..20 {
+        if get(&client, address, "/", &[]).await.status != StatusCode::OK {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        broken.requests_served(),
+        3,
+        "ejected after three failures in a row"
+    );
+    assert_eq!(failures, 3);
+    let status = serde_json::to_value(proxy.current().cluster_status()).unwrap();
+    assert_eq!(status[0]["endpoints"][0]["state"], "ejected");
+    let scrape = proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::Prometheus);
+    assert!(scrape.contains(&format!(
+        "watertight_outlier_ejections_total{{cluster=\"app\",endpoint=\"{}\"}} 1\n",
+        broken.local_addr()
+    )));
+
+    // Never more than half the cluster: once the healthy one fails too, it stays in.
+    healthy.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    for _ in 0..10 {
+        get(&client, address, "/", &[]).await;
+    }
+    assert_eq!(healthy.requests_served(), 17 + 10);
+}

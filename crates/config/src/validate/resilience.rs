@@ -3,7 +3,7 @@
 
 use crate::path::Path;
 use crate::suggest;
-use crate::{CircuitBreaker, Fallback, RetryCondition, Route};
+use crate::{CircuitBreaker, Fallback, OutlierDetection, RetryCondition, Route};
 
 use super::Finding;
 
@@ -252,4 +252,33 @@ pub(super) fn check_fallback(
         }
         _ => {}
     }
+}
+
+/// A cluster's `outlier_detection`: a threshold that can be reached, a share that is a share.
+pub(super) fn check_outlier(outlier: &OutlierDetection, path: &Path, found: &mut Vec<Finding>) {
+    if outlier.consecutive_failures == 0 {
+        found.push(Finding::new(
+            path.key("consecutive_failures"),
+            "consecutive_failures is 0: every endpoint would be ejected at once",
+        ));
+    }
+    if outlier.max_ejection_percent > 100 {
+        found.push(Finding::new(
+            path.key("max_ejection_percent"),
+            format!(
+                "max_ejection_percent {} is above 100",
+                outlier.max_ejection_percent
+            ),
+        ));
+    }
+    if outlier.base_ejection_time > outlier.max_ejection_time {
+        found.push(Finding::new(
+            path.key("base_ejection_time"),
+            format!(
+                "base_ejection_time {} is above max_ejection_time {}",
+                outlier.base_ejection_time, outlier.max_ejection_time
+            ),
+        ));
+    }
+    conditions("failure_on", &outlier.failure_on, path, found);
 }

@@ -112,6 +112,7 @@ pub struct Metrics {
     upstream_request_bytes: Family<EndpointLabels, Counter>,
     upstream_response_bytes: Family<EndpointLabels, Counter>,
     breaker_transitions: Family<BreakerLabels, Counter>,
+    outlier_ejections: Family<EndpointLabels, Counter>,
     proxy_errors: Family<ErrorLabels, Counter>,
     listener_open: Family<ListenerLabels, Gauge>,
     listener_accepted: Family<ListenerLabels, Counter>,
@@ -147,6 +148,7 @@ impl Metrics {
             upstream_request_bytes: Family::default(),
             upstream_response_bytes: Family::default(),
             breaker_transitions: Family::default(),
+            outlier_ejections: Family::default(),
             proxy_errors: Family::default(),
             listener_open: Family::default(),
             listener_accepted: Family::default(),
@@ -224,6 +226,11 @@ impl Metrics {
             "breaker_transitions",
             "Circuit breaker state changes per endpoint, by the state entered",
             metrics.breaker_transitions.clone(),
+        );
+        r.register(
+            "outlier_ejections",
+            "Times outlier detection ejected the endpoint",
+            metrics.outlier_ejections.clone(),
         );
         r.register(
             "proxy_errors",
@@ -384,6 +391,7 @@ impl Metrics {
             answered: STATUS_CLASSES.map(attempts),
             failed: attempts("failed"),
             duration: self.upstream_duration.get_or_create(&labels).clone(),
+            ejections: self.outlier_ejections.get_or_create(&labels).clone(),
             request_bytes: self.upstream_request_bytes.get_or_create(&labels).clone(),
             response_bytes: self.upstream_response_bytes.get_or_create(&labels).clone(),
             breaker_entered: BREAKER_STATES.map(|to| {
@@ -532,6 +540,7 @@ pub struct EndpointMetrics {
     request_bytes: Counter,
     response_bytes: Counter,
     breaker_entered: [Counter; 3],
+    ejections: Counter,
 }
 
 /// Circuit breaker states, as the `to` label spells them.
@@ -551,6 +560,11 @@ pub struct AttemptEnded {
 }
 
 impl EndpointMetrics {
+    /// Counts an outlier ejection of the endpoint.
+    pub fn ejected(&self) {
+        self.ejections.inc();
+    }
+
     /// Counts the endpoint's breaker entering `state` (`closed`, `open` or `half_open`).
     pub fn breaker_entered(&self, state: &str) {
         if let Some(i) = BREAKER_STATES.iter().position(|s| *s == state) {
