@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
-use crate::resilience::{Bulkhead, CircuitBreaker, Fallback, OutlierDetection, Retry};
+use crate::resilience::{
+    AdaptiveConcurrency, Bulkhead, CircuitBreaker, Fallback, OutlierDetection, Retry,
+};
 use crate::telemetry::{Metrics, Tracing};
 
 /// A whole watertight config file.
@@ -174,6 +176,9 @@ pub struct Cluster {
     /// Passive health: eject endpoints that keep failing; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// A cluster-wide concurrency limit learned from latency; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_concurrency: Option<AdaptiveConcurrency>,
 }
 
 /// One upstream endpoint.
@@ -278,6 +283,7 @@ impl Cluster {
             pool: Pool::default(),
             circuit_breaker: None,
             outlier_detection: None,
+            adaptive_concurrency: None,
         }
     }
 }

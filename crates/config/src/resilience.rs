@@ -245,6 +245,51 @@ pub struct OutlierDetection {
     pub failure_on: Vec<String>,
 }
 
+/// A concurrency limit for the whole cluster, learned from latency: when answers slow down
+/// because requests queue at the upstream, the limit falls and the excess is refused at once
+/// (`503`, `shed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveConcurrency {
+    /// The limit to start from.
+    #[serde(default = "default_initial_limit")]
+    pub initial_limit: usize,
+    /// Never below this.
+    #[serde(default = "default_min_limit")]
+    pub min_limit: usize,
+    /// Never above this.
+    #[serde(default = "default_max_limit")]
+    pub max_limit: usize,
+    /// How much slower than the best recent latency answers may get before the limit
+    /// shrinks (1.5: half again as slow).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// How often the limit is recomputed.
+    #[serde(default = "default_adaptive_interval")]
+    pub interval: Duration,
+    /// How long the best latency is remembered.
+    #[serde(default = "default_min_rtt_window")]
+    pub min_rtt_window: Duration,
+}
+
+fn default_initial_limit() -> usize {
+    100
+}
+fn default_min_limit() -> usize {
+    4
+}
+fn default_max_limit() -> usize {
+    1000
+}
+fn default_tolerance() -> f64 {
+    1.5
+}
+fn default_adaptive_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_min_rtt_window() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_consecutive_failures() -> u32 {
     5
 }
@@ -328,6 +373,7 @@ pub struct StaticResponse {
 fn default_fallback_on() -> Vec<String> {
     [
         "breaker-open",
+        "shed",
         "deadline-exceeded",
         "bulkhead-full",
         "queue-timeout",

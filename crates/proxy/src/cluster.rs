@@ -22,9 +22,11 @@ use serde::Serialize;
 use watertight_balance::{LeastRequest, PeakEwma, WeightedRoundRobin};
 use watertight_config as config;
 use watertight_config::RetryCondition;
+use watertight_resilience::adaptive::Admitted;
 use watertight_resilience::breaker::{Outcome, Refused, Ticket};
 use watertight_resilience::{
-    BreakerConfig, CircuitBreaker, OutlierConfig, OutlierDetector, breaker,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, OutlierConfig, OutlierDetector,
+    breaker,
 };
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
@@ -72,6 +74,8 @@ struct EndpointBreaker {
 pub enum Unavailable {
     /// The cluster has no endpoints.
     NoEndpoint,
+    /// The cluster's adaptive concurrency limit is reached.
+    Shed,
     /// Every endpoint's breaker is open; the soonest reopens for trials after this.
     BreakerOpen {
         /// The wait until the first breaker lets a trial through.
@@ -196,6 +200,8 @@ pub struct InFlight {
     failure: Option<ErrorKind>,
     /// Whether breaker and outlier detection have been told.
     health_reported: bool,
+    /// Its place under the cluster's adaptive limit, given back with its latency.
+    admitted: Option<Admitted>,
     /// The attempt's client span, when the request is traced.
     span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
@@ -218,6 +224,7 @@ impl InFlight {
             head_elapsed: None,
             failure: None,
             health_reported: false,
+            admitted: None,
             span: None,
         }
     }
@@ -292,6 +299,9 @@ impl InFlight {
         }
         self.health_reported = true;
         let now = std::time::Instant::now();
+        if let (Some(admitted), Some(rtt)) = (self.admitted.take(), self.head_elapsed) {
+            admitted.done(rtt, now);
+        }
         if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
             let outcome = self.outcome(&b.failure_on);
             ticket.record(outcome, now, rand::random::<f64>());
@@ -375,6 +385,7 @@ pub struct Cluster {
     turn: AtomicUsize,
     host_rewrite: Option<HeaderValue>,
     metered: bool,
+    adaptive: Option<Arc<AdaptiveLimit>>,
 }
 
 impl Cluster {
@@ -436,12 +447,27 @@ impl Cluster {
             turn: AtomicUsize::new(0),
             host_rewrite,
             metered: metrics.is_some(),
+            adaptive: config.adaptive_concurrency.as_ref().map(|a| {
+                AdaptiveLimit::new(AdaptiveConfig {
+                    initial_limit: a.initial_limit,
+                    min_limit: a.min_limit,
+                    max_limit: a.max_limit,
+                    tolerance: a.tolerance,
+                    interval: a.interval.get(),
+                    min_rtt_window: a.min_rtt_window.get(),
+                })
+            }),
         })
     }
 
     /// Whether it records attempt metrics (a reload that turns metrics on or off rebuilds it).
     pub fn metered(&self) -> bool {
         self.metered
+    }
+
+    /// Its adaptive concurrency limit and the requests under it now, if it has one.
+    pub fn adaptive_limit(&self) -> Option<(usize, usize)> {
+        self.adaptive.as_ref().map(|a| (a.limit(), a.in_flight()))
     }
 
     /// Its endpoints.
@@ -487,6 +513,10 @@ impl Cluster {
         if count == 0 {
             return Err(Unavailable::NoEndpoint);
         }
+        let admitted = match &self.adaptive {
+            Some(limit) => Some(limit.try_acquire().ok_or(Unavailable::Shed)?),
+            None => None,
+        };
         let first = self.pick_index();
         let order = (0..count).map(|k| (first + k) % count);
         let untried = order
@@ -507,7 +537,14 @@ impl Cluster {
                 continue;
             }
             match endpoint.admit(now) {
-                Ok(ticket) => return Ok(InFlight::start(endpoint.clone(), ticket)),
+                Ok(ticket) => {
+                    let mut slot = InFlight::start(endpoint.clone(), ticket);
+                    if admitted.is_some() && slot.started.is_none() {
+                        slot.started = Some(Instant::now());
+                    }
+                    slot.admitted = admitted;
+                    return Ok(slot);
+                }
                 Err(refused) => {
                     soonest =
                         Some(soonest.map_or(refused.retry_after, |s| s.min(refused.retry_after)));

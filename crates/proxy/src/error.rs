@@ -52,6 +52,8 @@ pub enum ErrorKind {
     /// The route's deadline passed before an attempt could start (spent queueing or on
     /// earlier tries).
     DeadlineExceeded,
+    /// The cluster's adaptive concurrency limit refused it: shed to keep latency down.
+    Shed,
 }
 
 impl ErrorKind {
@@ -63,7 +65,8 @@ impl ErrorKind {
             | ErrorKind::Draining
             | ErrorKind::BulkheadFull
             | ErrorKind::QueueTimeout
-            | ErrorKind::BreakerOpen => StatusCode::SERVICE_UNAVAILABLE,
+            | ErrorKind::BreakerOpen
+            | ErrorKind::Shed => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ConnectTimeout
             | ErrorKind::UpstreamTimeout
             | ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
@@ -99,6 +102,7 @@ impl ErrorKind {
             ErrorKind::QueueTimeout => "queue-timeout",
             ErrorKind::BreakerOpen => "breaker-open",
             ErrorKind::DeadlineExceeded => "deadline-exceeded",
+            ErrorKind::Shed => "shed",
         }
     }
 
@@ -192,6 +196,7 @@ impl ProxyError {
                 | ErrorKind::QueueTimeout
                 | ErrorKind::BreakerOpen
                 | ErrorKind::DeadlineExceeded
+                | ErrorKind::Shed
         )
     }
 

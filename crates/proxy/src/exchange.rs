@@ -137,7 +137,10 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
             reason: entry.reason,
             elapsed,
             attempts: trace.attempts(),
-            shed: false,
+            shed: matches!(
+                entry.reason,
+                Some("shed" | "bulkhead-full" | "queue-timeout")
+            ),
             degraded: exchange.degraded,
         })
     });

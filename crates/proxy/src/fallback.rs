@@ -142,6 +142,7 @@ impl Service<Request<ProxyBody>> for WithFallback {
                     || matches!(
                         e.kind(),
                         ErrorKind::BreakerOpen
+                            | ErrorKind::Shed
                             | ErrorKind::BulkheadFull
                             | ErrorKind::QueueTimeout
                             | ErrorKind::DeadlineExceeded

@@ -96,6 +96,9 @@ impl Forward {
             .pick_avoiding(tried)
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
+                Unavailable::Shed => {
+                    ProxyError::new(ErrorKind::Shed).retry_after(Duration::from_secs(1))
+                }
                 Unavailable::BreakerOpen { retry_after } => {
                     if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
                         trace.event("breaker.rejected", Vec::new());

@@ -124,6 +124,28 @@ impl Collector for Saturation {
                 Some((labels, value))
             }),
         )?;
+        let adaptive = || {
+            runtime.clusters.iter().filter_map(|c| {
+                let labels = ClusterLabels {
+                    cluster: c.name().to_owned(),
+                };
+                c.adaptive_limit().map(|limit| (labels, limit))
+            })
+        };
+        scrape::gauges(
+            e,
+            "adaptive_concurrency_limit",
+            "The cluster's concurrency limit as adaptive concurrency has learned it",
+            None,
+            adaptive().map(|(labels, (limit, _))| (labels, limit as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "adaptive_concurrency_in_flight",
+            "Requests under the cluster's adaptive limit now",
+            None,
+            adaptive().map(|(labels, (_, in_flight))| (labels, in_flight as f64)),
+        )?;
         scrape::gauges(
             e,
             "upstream_pool_max_idle",

@@ -577,3 +577,34 @@ async fn outlier_detection_ejects_an_endpoint_that_keeps_failing() {
     }
     assert_eq!(healthy.requests_served(), 17 + 10);
 }
+
+#[tokio::test]
+async fn adaptive_concurrency_sheds_past_its_limit() {
+    let app = upstream("app").await;
+    let adaptive = [
+        "adaptive_concurrency:",
+        "  initial_limit: 2",
+        "  min_limit: 1",
+        "  max_limit: 2",
+    ];
+    let (proxy, address) = proxy(&one_cluster(&[app.local_addr()], &adaptive, &[])).await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let shed = get(&h1(), address, "/", &[]).await;
+    assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.reason(), Some("shed"));
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    let scrape = proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::Prometheus);
+    assert!(
+        scrape.contains("watertight_adaptive_concurrency_in_flight{cluster=\"app\"} 2"),
+        "{scrape}"
+    );
+    for answer in slow {
+        assert_eq!(answer.await.unwrap().status, StatusCode::OK);
+    }
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+}

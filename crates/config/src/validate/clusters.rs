@@ -13,6 +13,9 @@ const MAX_IDLE_PER_ENDPOINT: usize = 10_000;
 pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
     for (i, cluster) in config.clusters.iter().enumerate() {
         let path = Path::root().key("clusters").index(i);
+        if let Some(adaptive) = &cluster.adaptive_concurrency {
+            super::resilience::check_adaptive(adaptive, &path.key("adaptive_concurrency"), found);
+        }
         if let Some(outlier) = &cluster.outlier_detection {
             super::resilience::check_outlier(outlier, &path.key("outlier_detection"), found);
         }

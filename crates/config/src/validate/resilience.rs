@@ -3,7 +3,9 @@
 
 use crate::path::Path;
 use crate::suggest;
-use crate::{CircuitBreaker, Fallback, OutlierDetection, RetryCondition, Route};
+use crate::{
+    AdaptiveConcurrency, CircuitBreaker, Fallback, OutlierDetection, RetryCondition, Route,
+};
 
 use super::Finding;
 
@@ -164,8 +166,9 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
 
 /// The reasons a fallback can be walked for: the proxy's `x-watertight-reason` words for
 /// failures to get an answer, and `5xx` for upstream answers with a 5xx status.
-pub const FALLBACK_REASONS: [&str; 12] = [
+pub const FALLBACK_REASONS: [&str; 13] = [
     "breaker-open",
+    "shed",
     "deadline-exceeded",
     "bulkhead-full",
     "queue-timeout",
@@ -281,4 +284,36 @@ pub(super) fn check_outlier(outlier: &OutlierDetection, path: &Path, found: &mut
         ));
     }
     conditions("failure_on", &outlier.failure_on, path, found);
+}
+
+/// A cluster's `adaptive_concurrency`: limits in order, a tolerance of at least 1.
+pub(super) fn check_adaptive(
+    adaptive: &AdaptiveConcurrency,
+    path: &Path,
+    found: &mut Vec<Finding>,
+) {
+    if adaptive.min_limit == 0 {
+        found.push(Finding::new(path.key("min_limit"), "min_limit is 0"));
+    }
+    if adaptive.min_limit > adaptive.max_limit {
+        found.push(Finding::new(
+            path.key("min_limit"),
+            format!(
+                "min_limit {} is above max_limit {}",
+                adaptive.min_limit, adaptive.max_limit
+            ),
+        ));
+    }
+    if adaptive.tolerance.is_nan() || adaptive.tolerance < 1.0 {
+        found.push(
+            Finding::new(
+                path.key("tolerance"),
+                format!("tolerance {} is below 1", adaptive.tolerance),
+            )
+            .hint("1.5 lets answers get half again as slow as the best before the limit shrinks"),
+        );
+    }
+    if adaptive.interval.non_zero().is_none() {
+        found.push(Finding::new(path.key("interval"), "interval is 0s"));
+    }
 }
