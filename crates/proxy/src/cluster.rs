@@ -465,6 +465,10 @@ impl Cluster {
         self.metered
     }
 
+    fn has_outlier_detection(&self) -> bool {
+        self.endpoints.first().is_some_and(|e| e.outlier.is_some())
+    }
+
     /// Its adaptive concurrency limit and the requests under it now, if it has one.
     pub fn adaptive_limit(&self) -> Option<(usize, usize)> {
         self.adaptive.as_ref().map(|a| (a.limit(), a.in_flight()))
@@ -518,20 +522,21 @@ impl Cluster {
             None => None,
         };
         let first = self.pick_index();
-        let order = (0..count).map(|k| (first + k) % count);
-        let untried = order
-            .clone()
-            .filter(|&i| !tried.contains(&self.endpoints[i].address));
-        let retried = order.filter(|&i| tried.contains(&self.endpoints[i].address));
+        // Untried endpoints first, from the picked one on; then those this request tried.
+        let candidates = || {
+            let order = (0..count).map(move |k| (first + k) % count);
+            let untried = order
+                .clone()
+                .filter(|&i| !tried.contains(&self.endpoints[i].address));
+            untried.chain(order.filter(|&i| tried.contains(&self.endpoints[i].address)))
+        };
         let now = std::time::Instant::now();
         let mut soonest: Option<Duration> = None;
-        let candidates: Vec<usize> = untried.chain(retried).collect();
         // Ejected endpoints are passed over, unless every one is (then outlier detection
         // would only turn a degraded cluster into a dead one).
-        let all_ejected = candidates
-            .iter()
-            .all(|&i| self.endpoints[i].is_ejected(now));
-        for i in candidates {
+        let all_ejected =
+            self.has_outlier_detection() && candidates().all(|i| self.endpoints[i].is_ejected(now));
+        for i in candidates() {
             let endpoint = &self.endpoints[i];
             if !all_ejected && endpoint.is_ejected(now) {
                 continue;
