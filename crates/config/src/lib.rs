@@ -42,8 +42,8 @@ pub use duration::Duration;
 pub use load::{Loaded, load_file, load_str, version_of};
 pub use model::*;
 pub use resilience::{
-    AdaptiveConcurrency, Bulkhead, CircuitBreaker, Fallback, OutlierDetection, Retry, RetryBackoff,
-    RetryBudget, RetryCondition, StaticResponse,
+    AdaptiveConcurrency, Bulkhead, CircuitBreaker, EndpointBulkhead, Fallback, OutlierDetection,
+    Retry, RetryBackoff, RetryBudget, RetryCondition, StaticResponse,
 };
 pub use telemetry::{Metrics, Otlp, OtlpProtocol, Propagation, TailSampling, Tracing};
 pub use validate::validate;

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Duration;
 use crate::resilience::{
-    AdaptiveConcurrency, Bulkhead, CircuitBreaker, Fallback, OutlierDetection, Retry,
+    AdaptiveConcurrency, Bulkhead, CircuitBreaker, EndpointBulkhead, Fallback, OutlierDetection,
+    Retry,
 };
 use crate::telemetry::{Metrics, Tracing};
 
@@ -179,6 +180,9 @@ pub struct Cluster {
     /// A cluster-wide concurrency limit learned from latency; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive_concurrency: Option<AdaptiveConcurrency>,
+    /// A concurrency limit on each endpoint; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_bulkhead: Option<EndpointBulkhead>,
 }
 
 /// One upstream endpoint.
@@ -284,6 +288,7 @@ impl Cluster {
             circuit_breaker: None,
             outlier_detection: None,
             adaptive_concurrency: None,
+            endpoint_bulkhead: None,
         }
     }
 }

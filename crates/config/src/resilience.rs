@@ -223,6 +223,15 @@ pub struct CircuitBreaker {
     pub failure_on: Vec<String>,
 }
 
+/// A concurrency limit on each endpoint of a cluster: a full endpoint is passed over, and when
+/// every endpoint is full the request is refused at once (`503`, `bulkhead-full`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBulkhead {
+    /// Most requests in flight to one endpoint.
+    pub max_concurrent: u32,
+}
+
 /// Passive health: endpoints that fail several times in a row are taken out of the cluster
 /// for a while (Envoy's outlier detection).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -204,7 +204,7 @@ fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency",
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead",
             "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
         ]
     );

@@ -60,6 +60,8 @@ pub struct Endpoint {
     latency: Option<(Arc<PeakEwma>, usize)>,
     /// The cluster's outlier detection, this endpoint's place in it, and what fails.
     outlier: Option<(Arc<OutlierDetector>, usize, Arc<[RetryCondition]>)>,
+    /// Most requests in flight to it (its bulkhead), if limited.
+    max_concurrent: Option<u32>,
 }
 
 /// An endpoint's circuit breaker and what counts as a failure for it.
@@ -76,6 +78,8 @@ pub enum Unavailable {
     NoEndpoint,
     /// The cluster's adaptive concurrency limit is reached.
     Shed,
+    /// Every endpoint's bulkhead is full.
+    EndpointsFull,
     /// Every endpoint's breaker is open; the soonest reopens for trials after this.
     BreakerOpen {
         /// The wait until the first breaker lets a trial through.
@@ -112,6 +116,7 @@ impl Endpoint {
             metrics: metrics.map(|m| m.endpoint(&cluster.name, &config.address)),
             latency: None,
             outlier: None,
+            max_concurrent: cluster.endpoint_bulkhead.as_ref().map(|b| b.max_concurrent),
             breaker: cluster.circuit_breaker.as_ref().map(|c| EndpointBreaker {
                 breaker: CircuitBreaker::new(breaker_config(c)),
                 failure_on: c
@@ -141,6 +146,22 @@ impl Endpoint {
                     metrics.breaker_entered(transition.to.name());
                 }
             }
+        }
+    }
+
+    /// Takes an in-flight place on it if its bulkhead has room (always, without one).
+    fn reserve(&self) -> bool {
+        match self.max_concurrent {
+            None => {
+                self.in_flight.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Some(limit) => self
+                .in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < limit).then_some(n + 1)
+                })
+                .is_ok(),
         }
     }
 
@@ -207,8 +228,8 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// An attempt on `endpoint`, whose in-flight place is already reserved.
     fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>) -> Self {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
         let timed = endpoint.metrics.is_some()
             || ticket.is_some()
@@ -532,6 +553,7 @@ impl Cluster {
         };
         let now = std::time::Instant::now();
         let mut soonest: Option<Duration> = None;
+        let mut full = false;
         // Ejected endpoints are passed over, unless every one is (then outlier detection
         // would only turn a degraded cluster into a dead one).
         let all_ejected =
@@ -539,6 +561,10 @@ impl Cluster {
         for i in candidates() {
             let endpoint = &self.endpoints[i];
             if !all_ejected && endpoint.is_ejected(now) {
+                continue;
+            }
+            if !endpoint.reserve() {
+                full = true;
                 continue;
             }
             match endpoint.admit(now) {
@@ -551,14 +577,19 @@ impl Cluster {
                     return Ok(slot);
                 }
                 Err(refused) => {
+                    endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
                     soonest =
                         Some(soonest.map_or(refused.retry_after, |s| s.min(refused.retry_after)));
                 }
             }
         }
-        Err(Unavailable::BreakerOpen {
-            retry_after: soonest.unwrap_or_default(),
-        })
+        match soonest {
+            Some(retry_after) => Err(Unavailable::BreakerOpen { retry_after }),
+            None if full => Err(Unavailable::EndpointsFull),
+            None => Err(Unavailable::BreakerOpen {
+                retry_after: Duration::ZERO,
+            }),
+        }
     }
 
     fn pick_index(&self) -> usize {
@@ -727,7 +758,10 @@ mod tests {
         let busy = c.pick().unwrap();
         let busy_addr = busy.endpoint().address.clone();
         let _pinned: Vec<InFlight> = (0..10)
-            .map(|_| InFlight::start(busy.endpoint().clone(), None))
+            .map(|_| {
+                assert!(busy.endpoint().reserve());
+                InFlight::start(busy.endpoint().clone(), None)
+            })
             .collect();
         for _ in 0..50 {
             let pick = c.pick().unwrap();

@@ -96,6 +96,9 @@ impl Forward {
             .pick_avoiding(tried)
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
+                Unavailable::EndpointsFull => {
+                    ProxyError::new(ErrorKind::BulkheadFull).retry_after(Duration::from_secs(1))
+                }
                 Unavailable::Shed => {
                     ProxyError::new(ErrorKind::Shed).retry_after(Duration::from_secs(1))
                 }

@@ -608,3 +608,36 @@ async fn adaptive_concurrency_sheds_past_its_limit() {
     }
     assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_full_endpoint_is_passed_over_and_all_full_fails_fast() {
+    let first = upstream_replica("app", 0).await;
+    let second = upstream_replica("app", 1).await;
+    let endpoints = [first.local_addr(), second.local_addr()];
+    let limit = ["endpoint_bulkhead: {max_concurrent: 1}"];
+    let (_proxy, address) = proxy(&one_cluster(&endpoints, &limit, &[])).await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One slow request on each endpoint: both full.
+    assert_eq!(first.requests_served(), 1);
+    assert_eq!(second.requests_served(), 1);
+    let refused = get(&h1(), address, "/", &[]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.reason(), Some("bulkhead-full"));
+    for answer in slow {
+        assert_eq!(answer.await.unwrap().status, StatusCode::OK);
+    }
+    // With one endpoint busy, requests go to the other whatever the round robin says.
+    let busy = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..4 {
+        assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
+    }
+    assert_eq!(busy.await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        first.requests_served() + second.requests_served(),
+        2 + 1 + 4
+    );
+}

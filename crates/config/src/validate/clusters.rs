@@ -13,6 +13,19 @@ const MAX_IDLE_PER_ENDPOINT: usize = 10_000;
 pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
     for (i, cluster) in config.clusters.iter().enumerate() {
         let path = Path::root().key("clusters").index(i);
+        if cluster
+            .endpoint_bulkhead
+            .as_ref()
+            .is_some_and(|b| b.max_concurrent == 0)
+        {
+            found.push(
+                Finding::new(
+                    path.key("endpoint_bulkhead").key("max_concurrent"),
+                    "max_concurrent is 0: no endpoint could take a request",
+                )
+                .hint("leave endpoint_bulkhead out for no limit"),
+            );
+        }
         if let Some(adaptive) = &cluster.adaptive_concurrency {
             super::resilience::check_adaptive(adaptive, &path.key("adaptive_concurrency"), found);
         }
