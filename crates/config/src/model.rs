@@ -183,6 +183,10 @@ pub struct Cluster {
     /// A concurrency limit on each endpoint; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_bulkhead: Option<EndpointBulkhead>,
+    /// A concurrency limit with a queue for the whole cluster, whichever routes use it; none
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<Bulkhead>,
 }
 
 /// One upstream endpoint.
@@ -289,6 +293,7 @@ impl Cluster {
             outlier_detection: None,
             adaptive_concurrency: None,
             endpoint_bulkhead: None,
+            bulkhead: None,
         }
     }
 }

@@ -204,7 +204,7 @@ fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead",
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead, bulkhead",
             "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
         ]
     );
@@ -627,7 +627,7 @@ fn retry_and_bulkhead_problems_are_located() {
             "config.yaml:11:28: per_try_timeout 2s is longer than the route's timeout 1s\n  hint: the route's timeout bounds every try together; make per_try_timeout a fraction of it",
             "config.yaml:12:27: backoff base 1s is above its max 10ms",
             "config.yaml:13:27: budget ratio 20 is not between 0 and 10\n  hint: 0.2 lets retries add at most 20% to the route's requests",
-            "config.yaml:14:36: max_concurrent is 0: the route could serve nothing\n  hint: leave bulkhead out for no limit",
+            "config.yaml:14:36: max_concurrent is 0: nothing could be served\n  hint: leave bulkhead out for no limit",
         ]
     );
 }

@@ -39,6 +39,25 @@ impl Bulkheaded {
     }
 }
 
+/// A request's priority class, from the header the bulkhead names (default without one).
+pub(crate) fn priority_of(headers: &http::HeaderMap, header: Option<&HeaderName>) -> Priority {
+    header
+        .and_then(|name| headers.get(name))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| Priority::parse(value.trim()))
+        .unwrap_or_default()
+}
+
+/// Why a bulkhead refused, as the proxy answers it: busy, not broken, so worth trying again
+/// shortly.
+pub(crate) fn refusal(rejected: Rejected) -> ProxyError {
+    ProxyError::new(match rejected {
+        Rejected::Full => ErrorKind::BulkheadFull,
+        Rejected::QueueTimeout => ErrorKind::QueueTimeout,
+    })
+    .retry_after(Duration::from_secs(1))
+}
+
 /// The bulkhead slot riding on the response body.
 struct Slot(#[allow(dead_code)] BulkheadPermit);
 
@@ -56,22 +75,9 @@ impl Service<Request<ProxyBody>> for Bulkheaded {
     fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
         let inner = self.inner.clone();
         let bulkhead = self.bulkhead.clone();
-        let priority = self
-            .priority_header
-            .as_ref()
-            .and_then(|name| request.headers().get(name))
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| Priority::parse(value.trim()))
-            .unwrap_or_default();
+        let priority = priority_of(request.headers(), self.priority_header.as_ref());
         Box::pin(async move {
-            let (permit, queued) = bulkhead.admit(priority).await.map_err(|rejected| {
-                // Busy, not broken: worth trying again shortly.
-                ProxyError::new(match rejected {
-                    Rejected::Full => ErrorKind::BulkheadFull,
-                    Rejected::QueueTimeout => ErrorKind::QueueTimeout,
-                })
-                .retry_after(Duration::from_secs(1))
-            })?;
+            let (permit, queued) = bulkhead.admit(priority).await.map_err(refusal)?;
             if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
                 trace.event("bulkhead.queued", Vec::new());
             }

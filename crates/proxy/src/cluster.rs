@@ -25,8 +25,8 @@ use watertight_config::RetryCondition;
 use watertight_resilience::adaptive::Admitted;
 use watertight_resilience::breaker::{Outcome, Refused, Ticket};
 use watertight_resilience::{
-    AdaptiveConfig, AdaptiveLimit, BreakerConfig, CircuitBreaker, OutlierConfig, OutlierDetector,
-    breaker,
+    AdaptiveConfig, AdaptiveLimit, BreakerConfig, Bulkhead, BulkheadPermit, CircuitBreaker,
+    OutlierConfig, OutlierDetector, breaker,
 };
 use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
@@ -223,6 +223,8 @@ pub struct InFlight {
     health_reported: bool,
     /// Its place under the cluster's adaptive limit, given back with its latency.
     admitted: Option<Admitted>,
+    /// Its slot in the cluster's bulkhead, held until the response body ends.
+    cluster_slot: Option<BulkheadPermit>,
     /// The attempt's client span, when the request is traced.
     span: Option<(Arc<RequestTrace>, Attempt, http::Method)>,
 }
@@ -246,8 +248,14 @@ impl InFlight {
             failure: None,
             health_reported: false,
             admitted: None,
+            cluster_slot: None,
             span: None,
         }
+    }
+
+    /// Holds `permit` (a slot in the cluster's bulkhead) for as long as the attempt.
+    pub fn hold(&mut self, permit: Option<BulkheadPermit>) {
+        self.cluster_slot = permit;
     }
 
     /// Notes why the attempt failed.
@@ -407,6 +415,7 @@ pub struct Cluster {
     host_rewrite: Option<HeaderValue>,
     metered: bool,
     adaptive: Option<Arc<AdaptiveLimit>>,
+    bulkhead: Option<(Arc<Bulkhead>, Option<http::HeaderName>)>,
 }
 
 impl Cluster {
@@ -468,6 +477,21 @@ impl Cluster {
             turn: AtomicUsize::new(0),
             host_rewrite,
             metered: metrics.is_some(),
+            bulkhead: config
+                .bulkhead
+                .as_ref()
+                .map(|b| {
+                    let header = b
+                        .priority_header
+                        .as_deref()
+                        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+                        .transpose()
+                        .map_err(|e| format!("cluster {:?}: priority_header: {e}", config.name))?;
+                    let bulkhead =
+                        Bulkhead::new(b.max_concurrent, b.max_queue, b.queue_timeout.get());
+                    Ok::<_, String>((Arc::new(bulkhead), header))
+                })
+                .transpose()?,
             adaptive: config.adaptive_concurrency.as_ref().map(|a| {
                 AdaptiveLimit::new(AdaptiveConfig {
                     initial_limit: a.initial_limit,
@@ -488,6 +512,11 @@ impl Cluster {
 
     fn has_outlier_detection(&self) -> bool {
         self.endpoints.first().is_some_and(|e| e.outlier.is_some())
+    }
+
+    /// Its bulkhead and the header naming a request's priority, if it has one.
+    pub fn bulkhead(&self) -> Option<&(Arc<Bulkhead>, Option<http::HeaderName>)> {
+        self.bulkhead.as_ref()
     }
 
     /// Its adaptive concurrency limit and the requests under it now, if it has one.

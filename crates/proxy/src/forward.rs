@@ -24,6 +24,7 @@ use watertight_config::UpstreamProtocol;
 use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
+use crate::bulkhead;
 use crate::cluster::{Cluster, InFlight, Unavailable};
 use crate::drain::Drain;
 use crate::edge::Arrival;
@@ -77,7 +78,6 @@ impl Forward {
         // Sent by the retry layer: endpoints to avoid and the deadlines of this attempt.
         let plan = request.extensions_mut().remove::<AttemptPlan>();
         let arrival = request.extensions().get::<Arrival>().copied();
-        let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
         // The exchange's deadline, from the request's arrival or the retry layer's plan.
         let whole = match &plan {
             Some(plan) => plan.deadline,
@@ -91,6 +91,19 @@ impl Forward {
             // that cannot finish.
             return Err(ProxyError::new(ErrorKind::DeadlineExceeded));
         }
+        // The cluster's bulkhead, shared by every route that sends here.
+        let cluster_slot = match self.cluster.bulkhead() {
+            Some((bulkhead, header)) => {
+                let priority = bulkhead::priority_of(request.headers(), header.as_ref());
+                let (permit, queued) = bulkhead.admit(priority).await.map_err(bulkhead::refusal)?;
+                if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
+                    trace.event("bulkhead.queued", Vec::new());
+                }
+                Some(permit)
+            }
+            None => None,
+        };
+        let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
         let mut slot = self
             .cluster
             .pick_avoiding(tried)
@@ -109,6 +122,7 @@ impl Forward {
                     ProxyError::new(ErrorKind::BreakerOpen).retry_after(retry_after)
                 }
             })?;
+        slot.hold(cluster_slot);
         let endpoint = slot.endpoint().clone();
         let served_by = ServedBy(endpoint.address.clone());
         // A failed attempt: counted against the endpoint (and its breaker) when it says

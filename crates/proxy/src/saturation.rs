@@ -124,6 +124,35 @@ impl Collector for Saturation {
                 Some((labels, value))
             }),
         )?;
+        let cluster_bulkheads = || {
+            runtime.clusters.iter().filter_map(|c| {
+                let labels = ClusterLabels {
+                    cluster: c.name().to_owned(),
+                };
+                c.bulkhead().map(|(b, _)| (labels, b))
+            })
+        };
+        scrape::gauges(
+            e,
+            "cluster_bulkhead_in_flight",
+            "Requests admitted by the cluster's bulkhead now",
+            None,
+            cluster_bulkheads().map(|(labels, b)| (labels, b.in_flight() as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "cluster_bulkhead_limit",
+            "Most requests the cluster's bulkhead admits at once",
+            None,
+            cluster_bulkheads().map(|(labels, b)| (labels, b.limit() as f64)),
+        )?;
+        scrape::gauges(
+            e,
+            "cluster_bulkhead_queued",
+            "Requests waiting in the cluster's bulkhead queue now",
+            None,
+            cluster_bulkheads().map(|(labels, b)| (labels, b.queued() as f64)),
+        )?;
         let adaptive = || {
             runtime.clusters.iter().filter_map(|c| {
                 let labels = ClusterLabels {

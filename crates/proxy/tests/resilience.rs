@@ -641,3 +641,39 @@ async fn a_full_endpoint_is_passed_over_and_all_full_fails_fast() {
         2 + 1 + 4
     );
 }
+
+#[tokio::test]
+async fn a_cluster_bulkhead_is_shared_by_every_route_to_the_cluster() {
+    let app = upstream("app").await;
+    let yaml = format!(
+        r#"
+access_log: "off"
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - {{name: reads, match: {{methods: [GET]}}, cluster: app}}
+      - {{name: writes, cluster: app}}
+clusters:
+  - name: app
+    bulkhead: {{max_concurrent: 1, max_queue: 0}}
+    endpoints: [{{address: "{}"}}]
+"#,
+        app.local_addr()
+    );
+    let (proxy, address) = proxy(&yaml).await;
+    let reading = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The other route to the same cluster finds its bulkhead full.
+    let write = post(address, "x").await;
+    assert_eq!(write.reason(), Some("bulkhead-full"));
+    let scrape = proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::Prometheus);
+    assert!(
+        scrape.contains("watertight_cluster_bulkhead_in_flight{cluster=\"app\"} 1"),
+        "{scrape}"
+    );
+    assert_eq!(reading.await.unwrap().status, StatusCode::OK);
+    assert_eq!(post(address, "x").await.status, StatusCode::OK);
+}

@@ -26,6 +26,9 @@ pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
                 .hint("leave endpoint_bulkhead out for no limit"),
             );
         }
+        if let Some(bulkhead) = &cluster.bulkhead {
+            super::resilience::check_bulkhead(bulkhead, &path.key("bulkhead"), found);
+        }
         if let Some(adaptive) = &cluster.adaptive_concurrency {
             super::resilience::check_adaptive(adaptive, &path.key("adaptive_concurrency"), found);
         }

@@ -4,7 +4,8 @@
 use crate::path::Path;
 use crate::suggest;
 use crate::{
-    AdaptiveConcurrency, CircuitBreaker, Fallback, OutlierDetection, RetryCondition, Route,
+    AdaptiveConcurrency, Bulkhead, CircuitBreaker, Fallback, OutlierDetection, RetryCondition,
+    Route,
 };
 
 use super::Finding;
@@ -56,26 +57,28 @@ pub(super) fn check(route: &Route, path: &Path, found: &mut Vec<Finding>) {
             );
         }
     }
-    if let Some(bulkhead) = &route.bulkhead
-        && bulkhead.max_concurrent == 0
-    {
+    if let Some(bulkhead) = &route.bulkhead {
+        check_bulkhead(bulkhead, &path.key("bulkhead"), found);
+    }
+}
+
+/// A route's or a cluster's `bulkhead`: a limit that admits something, a valid header name.
+pub(super) fn check_bulkhead(bulkhead: &Bulkhead, path: &Path, found: &mut Vec<Finding>) {
+    if bulkhead.max_concurrent == 0 {
         found.push(
             Finding::new(
-                path.key("bulkhead").key("max_concurrent"),
-                "max_concurrent is 0: the route could serve nothing",
+                path.key("max_concurrent"),
+                "max_concurrent is 0: nothing could be served",
             )
             .hint("leave bulkhead out for no limit"),
         );
     }
-    if let Some(header) = route
-        .bulkhead
-        .as_ref()
-        .and_then(|b| b.priority_header.as_ref())
+    if let Some(header) = &bulkhead.priority_header
         && http::HeaderName::from_bytes(header.as_bytes()).is_err()
     {
         found.push(
             Finding::new(
-                path.key("bulkhead").key("priority_header"),
+                path.key("priority_header"),
                 format!("priority_header {header:?} is not a valid header name"),
             )
             .hint("write e.g. \"x-priority\""),
