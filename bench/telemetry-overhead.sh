@@ -15,8 +15,8 @@
 # Knobs (environment): THREADS=1 CONNS=50 DURATION=10s ROUNDS=5 WARMUP=2s WRK_THREADS=1
 #   HEAD_RATIO=0.01 SKIP_BUILD=0 WT_BIN=<path> KEEP_TMP=0 RESULTS_DIR=<dir>
 #
-# The process, build and wrk helpers are copies of the ones in proxy-vs-peers.sh (that script
-# runs its main when sourced); keep the two in step.
+# The process, build and measurement helpers are shared with the other benchmarks
+# (bench/lib.sh).
 
 set -euo pipefail
 
@@ -34,9 +34,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
 export PATH="$PATH:/usr/sbin:/sbin"
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
@@ -46,208 +46,13 @@ done
 (( WRK_THREADS <= CONNS )) || die "WRK_THREADS ($WRK_THREADS) must not exceed CONNS ($CONNS)"
 [[ $HEAD_RATIO =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "HEAD_RATIO must be a number in 0-1 (got '$HEAD_RATIO')"
 
-# "10s", "10", "1m" -> seconds
-to_seconds() {
-    local v=$1
-    case $v in
-        *m) echo $(( ${v%m} * 60 )) ;;
-        *s) echo "${v%s}" ;;
-        *) echo "$v" ;;
-    esac
-}
 DURATION_S=$(to_seconds "$DURATION")
 WARMUP_S=$(to_seconds "$WARMUP")
 [[ $DURATION_S =~ ^[1-9][0-9]*$ ]] || die "DURATION must look like 10s, 10 or 1m (got '$DURATION')"
 [[ $WARMUP_S =~ ^[0-9]+$ ]] || die "WARMUP must look like 2s, 2 or 0 (got '$WARMUP')"
 
 # ---------------------------------------------------------------------------------------------
-# Process bookkeeping and cleanup (as in proxy-vs-peers.sh): every long-running child is
-# started through `spawn`, under setsid (its own process group, same pid).
-PIDS=()
-TMP=""
-RESULTS=""
-
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [[ $p == "$pid" ]] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    PIDS=()
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ -n $RESULTS && -d $RESULTS ]]; then
-            cp -f "$TMP"/*.log "$RESULTS"/ 2>/dev/null || true
-        fi
-        if [[ $KEEP_TMP == 1 ]]; then
-            log "temp dir kept: $TMP"
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-# spawn LOGFILE CMD... ; sets SPAWNED to the pid
-SPAWNED=""
-spawn() {
-    local logfile=$1
-    shift
-    setsid "$@" >"$logfile" 2>&1 &
-    SPAWNED=$!
-    PIDS+=("$SPAWNED")
-}
-
-# run_fg OUT CMD... : run CMD to completion in the background plus `wait`, so that signals to
-# the script take effect at once. OUT: a file to append stdout+stderr to, or "-" for stderr.
-run_fg() {
-    local out=$1 pid rc=0
-    shift
-    if [[ $out == - ]]; then
-        setsid "$@" >&2 &
-    else
-        setsid "$@" >>"$out" 2>&1 &
-    fi
-    pid=$!
-    PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    stop_pid "$pid"
-    return "$rc"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Tools: nginx and wrk from Debian; watertight from the workspace.
-install_tools() {
-    local missing=() b sudo=()
-    for b in nginx wrk; do
-        command -v "$b" >/dev/null 2>&1 || missing+=("$b")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]} and not root (no sudo)"
-        sudo=(sudo)
-    fi
-    log "installing nginx wrk (missing: ${missing[*]})"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! run_fg - timeout 600 "${sudo[@]}" apt-get install -y nginx wrk; then
-        run_fg - timeout 600 "${sudo[@]}" apt-get update || die "apt-get update failed"
-        run_fg - timeout 600 "${sudo[@]}" apt-get install -y nginx wrk || die "apt-get install failed"
-    fi
-    for b in nginx wrk; do
-        command -v "$b" >/dev/null 2>&1 || die "$b still missing after apt-get install"
-    done
-}
-
-binary_is_stale() {
-    [[ -x $WT_BIN ]] || return 0
-    local newer
-    newer=$(cd "$ROOT" && find crates Cargo.toml Cargo.lock -newer "$WT_BIN" \
-        \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) -print -quit 2>/dev/null)
-    [[ -n $newer ]]
-}
-
-build_watertight() {
-    [[ $SKIP_BUILD == 1 ]] && { [[ -x $WT_BIN ]] || die "SKIP_BUILD=1 but $WT_BIN is missing"; return 0; }
-    binary_is_stale || return 0
-    local attempt
-    for attempt in 1 2 3; do
-        log "building watertight (release), attempt $attempt"
-        if run_fg - env -C "$ROOT" timeout 1200 cargo build --release -p watertight; then
-            return 0
-        fi
-        if ((attempt < 3)); then
-            log "build failed (someone may be mid-edit); retrying in 60 s"
-            run_fg - sleep 60
-        fi
-    done
-    [[ -x $WT_BIN ]] || die "release build failed and there is no previous binary"
-    log "WARNING: release build failed 3 times; benchmarking the existing (stale) $WT_BIN"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Ports, readiness, measurements
-pick_ports() { # pick_ports N -> N free ports below the ephemeral range
-    local n=$1 out=() p tries=0
-    while ((${#out[@]} < n)); do
-        ((tries++ < 1000)) || die "cannot find free ports"
-        p=$((20000 + RANDOM % 12000))
-        [[ " ${out[*]} " == *" $p "* ]] && continue
-        [[ -z $(ss -Htan "sport = :$p") ]] || continue
-        out+=("$p")
-    done
-    echo "${out[@]}"
-}
-
-wait_port() { # wait_port PORT PID NAME
-    local port=$1 pid=$2 name=$3 i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (its log is copied to $RESULTS)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$name did not open 127.0.0.1:$port within 10 s"
-}
-
-check_http() { # check_http NAME PORT : a GET through it must answer 200 "hello, world"
-    local name=$1 port=$2 code
-    code=$(curl -sS --max-time 5 -D "$RESULTS/headers-$name.txt" -o "$TMP/body-$name" \
-        -w '%{http_code}' "http://127.0.0.1:$port/") || die "$name: request failed"
-    [[ $code == 200 ]] || die "$name: expected 200, got $code"
-    [[ $(cat "$TMP/body-$name") == "hello, world" ]] || die "$name: unexpected body"
-}
-
-thread_count() { find "/proc/$1/task" -mindepth 1 -maxdepth 1 | wc -l; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-kb_to_mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-
-# wrk value -> milliseconds ("635.91us", "1.46ms", "2.00s", "1.00m")
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        else if (u == "h") n *= 3600000
-        printf "%.3f", n }'
-}
-
-median() { # numbers on stdin -> median
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# CPU time (clock ticks, user + system) used so far by every process in process group $1
-group_ticks() {
-    local p total=0 t
-    for p in $(pgrep -g "$1" 2>/dev/null); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || continue
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
-CLK_TCK=$(getconf CLK_TCK)
-
+# Measurements
 # run_wrk NAME PORT ROUND PGID : warm-up, measurement, one TSV line appended to rounds.tsv
 run_wrk() {
     local name=$1 port=$2 round=$3 pgid=$4 out rps p50 p99 non2xx sockerr reqs t0 t1 w0 w1 cpu
@@ -348,22 +153,11 @@ EOF
     } >"$TMP/wt-$name.yaml"
 }
 
-# metric NAME LABEL_MATCH FILE : sum of the samples of NAME (only lines whose
-# label set contains LABEL_MATCH, e.g. 'outcome="kept"', if not empty) in a Prometheus text exposition
-# ("-" if there is no such sample: the exposition leaves out families without series)
-metric() {
-    awk -v n="$1" -v m="${2:-}" '
-        $1 == n || index($1, n "{") == 1 {
-            if (m != "" && index($1, m) == 0) next
-            s += $2; found = 1 }
-        END { if (found) printf "%.0f", s; else print "-" }' "$3"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Main
 main() {
     local started=$SECONDS
-    install_tools
+    install_tools nginx wrk
     command -v curl >/dev/null 2>&1 || die "curl is needed"
     command -v python3 >/dev/null 2>&1 || die "python3 is needed"
     build_watertight

@@ -133,19 +133,18 @@ impl Endpoint {
         let Some(b) = &self.breaker else {
             return Ok(None);
         };
-        let admitted = b.breaker.try_acquire(now);
-        self.count_transitions();
-        admitted.map(Some)
+        let ticket = b.breaker.try_acquire(now)?;
+        if let Some(transition) = ticket.entered() {
+            self.note_transition(transition);
+        }
+        Ok(Some(ticket))
     }
 
-    fn count_transitions(&self) {
-        if let Some(b) = &self.breaker {
-            for transition in b.breaker.take_transitions() {
-                tracing::info!(endpoint = %self.address, from = transition.from.name(), to = transition.to.name(), "circuit breaker");
-                if let Some(metrics) = &self.metrics {
-                    metrics.breaker_entered(transition.to.name());
-                }
-            }
+    /// Logs and counts a change of its breaker's state.
+    fn note_transition(&self, transition: breaker::Transition) {
+        tracing::info!(endpoint = %self.address, from = transition.from.name(), to = transition.to.name(), "circuit breaker");
+        if let Some(metrics) = &self.metrics {
+            metrics.breaker_entered(transition.to.name());
         }
     }
 
@@ -333,8 +332,9 @@ impl InFlight {
         }
         if let (Some(ticket), Some(b)) = (self.ticket.take(), &self.endpoint.breaker) {
             let outcome = self.outcome(&b.failure_on);
-            ticket.record(outcome, now, rand::random::<f64>());
-            self.endpoint.count_transitions();
+            if let Some(transition) = ticket.record(outcome, now, rand::random::<f64>()) {
+                self.endpoint.note_transition(transition);
+            }
         }
         if let Some((detector, index, failure_on)) = &self.endpoint.outlier {
             let failed = match self.outcome(failure_on) {
@@ -416,6 +416,8 @@ pub struct Cluster {
     metered: bool,
     adaptive: Option<Arc<AdaptiveLimit>>,
     bulkhead: Option<(Arc<Bulkhead>, Option<http::HeaderName>)>,
+    /// When it was built: a stand-in for "now" where no clock is needed.
+    built: std::time::Instant,
 }
 
 impl Cluster {
@@ -477,6 +479,7 @@ impl Cluster {
             turn: AtomicUsize::new(0),
             host_rewrite,
             metered: metrics.is_some(),
+            built: std::time::Instant::now(),
             bulkhead: config
                 .bulkhead
                 .as_ref()
@@ -512,6 +515,10 @@ impl Cluster {
 
     fn has_outlier_detection(&self) -> bool {
         self.endpoints.first().is_some_and(|e| e.outlier.is_some())
+    }
+
+    fn has_breakers(&self) -> bool {
+        self.endpoints.first().is_some_and(|e| e.breaker.is_some())
     }
 
     /// Its bulkhead and the header naming a request's priority, if it has one.
@@ -580,7 +587,12 @@ impl Cluster {
                 .filter(|&i| !tried.contains(&self.endpoints[i].address));
             untried.chain(order.filter(|&i| tried.contains(&self.endpoints[i].address)))
         };
-        let now = std::time::Instant::now();
+        // Breakers and outlier detection need the time; without them, skip the clock read.
+        let now = if self.has_breakers() || self.has_outlier_detection() {
+            std::time::Instant::now()
+        } else {
+            self.built
+        };
         let mut soonest: Option<Duration> = None;
         let mut full = false;
         // Ejected endpoints are passed over, unless every one is (then outlier detection

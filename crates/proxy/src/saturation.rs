@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use watertight_config::UpstreamProtocol;
+use watertight_resilience::Bulkhead;
 use watertight_resilience::breaker::State;
 use watertight_telemetry::metrics::scrape;
 
@@ -129,30 +130,10 @@ impl Collector for Saturation {
                 let labels = ClusterLabels {
                     cluster: c.name().to_owned(),
                 };
-                c.bulkhead().map(|(b, _)| (labels, b))
+                c.bulkhead().map(|(b, _)| (labels, b.as_ref()))
             })
         };
-        scrape::gauges(
-            e,
-            "cluster_bulkhead_in_flight",
-            "Requests admitted by the cluster's bulkhead now",
-            None,
-            cluster_bulkheads().map(|(labels, b)| (labels, b.in_flight() as f64)),
-        )?;
-        scrape::gauges(
-            e,
-            "cluster_bulkhead_limit",
-            "Most requests the cluster's bulkhead admits at once",
-            None,
-            cluster_bulkheads().map(|(labels, b)| (labels, b.limit() as f64)),
-        )?;
-        scrape::gauges(
-            e,
-            "cluster_bulkhead_queued",
-            "Requests waiting in the cluster's bulkhead queue now",
-            None,
-            cluster_bulkheads().map(|(labels, b)| (labels, b.queued() as f64)),
-        )?;
+        bulkhead_gauges(e, "cluster_bulkhead", "the cluster's", cluster_bulkheads)?;
         let adaptive = || {
             runtime.clusters.iter().filter_map(|c| {
                 let labels = ClusterLabels {
@@ -195,31 +176,11 @@ impl Collector for Saturation {
                         listener: listener.name.to_string(),
                         route: route.name.to_string(),
                     };
-                    Some((labels, bulkhead))
+                    Some((labels, bulkhead.as_ref()))
                 })
             })
         };
-        scrape::gauges(
-            e,
-            "bulkhead_in_flight",
-            "Requests admitted by the route's bulkhead now",
-            None,
-            bulkheads().map(|(labels, b)| (labels, b.in_flight() as f64)),
-        )?;
-        scrape::gauges(
-            e,
-            "bulkhead_limit",
-            "Most requests the route's bulkhead admits at once",
-            None,
-            bulkheads().map(|(labels, b)| (labels, b.limit() as f64)),
-        )?;
-        scrape::gauges(
-            e,
-            "bulkhead_queued",
-            "Requests waiting in the route's bulkhead queue now",
-            None,
-            bulkheads().map(|(labels, b)| (labels, b.queued() as f64)),
-        )?;
+        bulkhead_gauges(e, "bulkhead", "the route's", bulkheads)?;
         scrape::gauge(
             e,
             "connections_open",
@@ -241,4 +202,48 @@ impl Collector for Saturation {
         )?;
         Ok(())
     }
+}
+
+/// Reads one figure off a bulkhead.
+type Reading = fn(&Bulkhead) -> usize;
+
+/// Writes the in-flight, limit and queued gauges of `prefix` for the bulkheads `each` yields
+/// (`whose`: "the route's", "the cluster's", for the help texts).
+fn bulkhead_gauges<'a, S, I>(
+    e: &mut DescriptorEncoder<'_>,
+    prefix: &str,
+    whose: &str,
+    each: impl Fn() -> I,
+) -> fmt::Result
+where
+    S: EncodeLabelSet,
+    I: Iterator<Item = (S, &'a Bulkhead)>,
+{
+    let gauges: [(&str, &str, Reading); 3] = [
+        (
+            "in_flight",
+            "Requests admitted by {whose} bulkhead now",
+            Bulkhead::in_flight,
+        ),
+        (
+            "limit",
+            "Most requests {whose} bulkhead admits at once",
+            Bulkhead::limit,
+        ),
+        (
+            "queued",
+            "Requests waiting in {whose} bulkhead queue now",
+            Bulkhead::queued,
+        ),
+    ];
+    for (suffix, help, read) in gauges {
+        scrape::gauges(
+            e,
+            &format!("{prefix}_{suffix}"),
+            &help.replace("{whose}", whose),
+            None,
+            each().map(|(labels, b)| (labels, read(b) as f64)),
+        )?;
+    }
+    Ok(())
 }

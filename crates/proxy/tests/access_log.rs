@@ -67,6 +67,27 @@ clusters:
     assert!(missing["route"].is_null());
 }
 
+/// A proxy to `app` (with `extra` top-level config lines) that logs to a file in a fresh temp
+/// dir: the proxy, its address, the log's path, and the dir (removed when dropped).
+async fn logging_to(
+    app: &watertight_demo::SampleService,
+    extra: &str,
+) -> (
+    watertight_proxy::Proxy,
+    std::net::SocketAddr,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
+        "access_log: \"off\"",
+        &format!("{extra}access_log: \"{}\"", log.display()),
+    );
+    let (proxy, address) = proxy(&yaml).await;
+    (proxy, address, log, dir)
+}
+
 /// Reads the log file until it has `n` lines (or a generous time passes).
 async fn log_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
     let mut lines = Vec::new();
@@ -88,13 +109,7 @@ async fn log_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
 async fn a_client_that_abandons_its_upload_is_logged_and_not_blamed_on_the_upstream() {
     use tokio::io::AsyncWriteExt;
     let app = upstream("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
-        "access_log: \"off\"",
-        &format!("access_log: \"{}\"", log.display()),
-    );
-    let (proxy, address) = proxy(&yaml).await;
+    let (proxy, address, log, _dir) = logging_to(&app, "").await;
 
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream
@@ -123,17 +138,9 @@ async fn a_client_that_abandons_its_upload_is_logged_and_not_blamed_on_the_upstr
 #[tokio::test]
 async fn traced_lines_carry_the_trace_and_server_span_ids() {
     let app = upstream("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     // Nothing listens at the collector address; only the ids matter here.
-    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
-        "access_log: \"off\"",
-        &format!(
-            "access_log: \"{}\"\ntracing:\n  head_ratio: 0.0\n  otlp: {{endpoint: \"http://127.0.0.1:9\"}}",
-            log.display()
-        ),
-    );
-    let (_proxy, address) = proxy(&yaml).await;
+    let tracing = "tracing:\n  head_ratio: 0.0\n  otlp: {endpoint: \"http://127.0.0.1:9\"}\n";
+    let (_proxy, address, log, _dir) = logging_to(&app, tracing).await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = get(
         &h1(),
@@ -161,13 +168,7 @@ async fn traced_lines_carry_the_trace_and_server_span_ids() {
 #[tokio::test]
 async fn untraced_lines_have_no_trace_fields() {
     let app = upstream("app").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
-        "access_log: \"off\"",
-        &format!("access_log: \"{}\"", log.display()),
-    );
-    let (_proxy, address) = proxy(&yaml).await;
+    let (_proxy, address, log, _dir) = logging_to(&app, "").await;
     get(&h1(), address, "/", &[]).await;
     let entry = log_lines(&log, 1).await.remove(0);
     assert_eq!(entry["status"], 200);

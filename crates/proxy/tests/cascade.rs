@@ -9,22 +9,16 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use support::*;
-use watertight_demo::{Faults, SampleService};
-
-async fn service(name: &str) -> SampleService {
-    SampleService::start(name, 0, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
+use watertight_demo::Faults;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_dependency_behind_a_bulkhead_cannot_take_the_other_route_down() {
-    let slow = service("slow").await;
+    let slow = upstream("slow").await;
     slow.set_faults(Faults {
         latency_ms: 5_000,
         ..Faults::default()
     });
-    let fast = service("fast").await;
+    let fast = upstream("fast").await;
     let yaml = format!(
         r#"
 access_log: "off"

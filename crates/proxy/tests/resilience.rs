@@ -30,6 +30,38 @@ async fn faulty(name: &str, faults: Faults) -> SampleService {
     service
 }
 
+/// YAML lines that add cluster `backup` on `service` to a config's clusters.
+fn backup_cluster(service: &SampleService) -> String {
+    format!(
+        "  - name: backup\n    endpoints:\n      - address: \"{}\"\n",
+        service.local_addr()
+    )
+}
+
+/// An upstream that answers every request with 503.
+async fn failing(name: &str) -> SampleService {
+    faulty(
+        name,
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await
+}
+
+/// An upstream that resets every request's connection without answering.
+async fn resetting(name: &str) -> SampleService {
+    faulty(
+        name,
+        Faults {
+            reset_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await
+}
+
 async fn post(address: SocketAddr, body: &'static str) -> Answer {
     let request = Request::builder()
         .method(Method::POST)
@@ -106,14 +138,7 @@ async fn a_post_whose_connection_was_refused_is_retried() {
 
 #[tokio::test]
 async fn status_retries_move_to_a_healthy_endpoint() {
-    let broken = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let broken = failing("app").await;
     let healthy = upstream("app").await;
     let retry = "        retry: {attempts: 2, retry_on: [gateway-error]}\n";
     let endpoints = [broken.local_addr(), healthy.local_addr()];
@@ -128,14 +153,7 @@ async fn status_retries_move_to_a_healthy_endpoint() {
 
 #[tokio::test]
 async fn the_budget_holds_a_failing_upstream_to_its_share_of_retries() {
-    let failing = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let failing = failing("app").await;
     // Up to 3 tries each, but retries may add only 20% (and no floor).
     let retry = "        retry:\n          attempts: 3\n          retry_on: [\"503\"]\n          backoff: {base: 1ms, max: 1ms}\n          budget: {ratio: 0.2, min_per_second: 0}\n";
     let (_proxy, address) = proxy(&with_route(&[failing.local_addr()], &[], retry)).await;
@@ -228,14 +246,7 @@ async fn a_queued_request_gets_a_slot_or_gives_up_at_the_queue_timeout() {
 
 #[tokio::test]
 async fn an_endpoint_that_keeps_failing_is_cut_off_by_its_breaker() {
-    let broken = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let broken = failing("app").await;
     let healthy = upstream("app").await;
     let breaker = [
         "circuit_breaker:",
@@ -276,14 +287,7 @@ async fn an_endpoint_that_keeps_failing_is_cut_off_by_its_breaker() {
 
 #[tokio::test]
 async fn with_every_breaker_open_requests_fail_fast_then_a_trial_closes_it() {
-    let app = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let app = failing("app").await;
     let breaker = [
         "circuit_breaker:",
         "  window_calls: 2",
@@ -333,23 +337,13 @@ async fn a_failing_route_falls_back_to_its_fixed_answer_marked_degraded() {
 
 #[tokio::test]
 async fn a_fallback_cluster_answers_first_and_only_for_the_listed_reasons() {
-    let failing = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let failing = failing("app").await;
     let backup = upstream("backup").await;
     let yaml = with_route(
         &[failing.local_addr()],
         &[],
         "        fallback: {on: [\"5xx\"], cluster: backup, response: {status: 503, body: last resort}}\n",
-    ) + &format!(
-        "  - name: backup\n    endpoints:\n      - address: \"{}\"\n",
-        backup.local_addr()
-    );
+    ) + &backup_cluster(&backup);
     let (_proxy, address) = proxy(&yaml).await;
 
     let answer = get(&h1(), address, "/", &[]).await;
@@ -427,23 +421,13 @@ async fn time_spent_queueing_counts_against_the_route_deadline() {
 
 #[tokio::test]
 async fn a_bodyless_post_is_not_sent_to_the_fallback_cluster_after_it_may_have_been_applied() {
-    let hanging = faulty(
-        "app",
-        Faults {
-            reset_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let hanging = resetting("app").await;
     let backup = upstream("backup").await;
     let yaml = with_route(
         &[hanging.local_addr()],
         &[],
         "        fallback: {cluster: backup}\n",
-    ) + &format!(
-        "  - name: backup\n    endpoints:\n      - address: \"{}\"\n",
-        backup.local_addr()
-    );
+    ) + &backup_cluster(&backup);
     let (_proxy, address) = proxy(&yaml).await;
     let confirm = Request::builder()
         .method(Method::POST)
@@ -527,14 +511,7 @@ async fn a_reload_keeps_the_bulkhead_and_the_requests_it_holds() {
 
 #[tokio::test]
 async fn outlier_detection_ejects_an_endpoint_that_keeps_failing() {
-    let broken = faulty(
-        "app",
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let broken = failing("app").await;
     let healthy = upstream("app").await;
     let outlier = [
         "outlier_detection:",

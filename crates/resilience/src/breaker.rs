@@ -131,7 +131,6 @@ struct Inner {
     trips: u32,
     trials_admitted: u32,
     trials: Tally,
-    transitions: Vec<Transition>,
 }
 
 /// A circuit breaker for one callee.
@@ -149,9 +148,15 @@ pub struct Ticket {
     generation: u64,
     trial: bool,
     reported: bool,
+    entered: Option<Transition>,
 }
 
 impl Ticket {
+    /// The transition admitting this call caused (open to half-open), for logs and metrics.
+    pub fn entered(&self) -> Option<Transition> {
+        self.entered
+    }
+
     /// Reports the call's outcome; `random` in `[0, 1)` draws the jitter if this trips the
     /// breaker. Returns the transition it caused, if any.
     pub fn record(mut self, outcome: Outcome, now: Instant, random: f64) -> Option<Transition> {
@@ -190,7 +195,6 @@ impl CircuitBreaker {
                 trips: 0,
                 trials_admitted: 0,
                 trials: Tally::default(),
-                transitions: Vec::new(),
             }),
         })
     }
@@ -198,6 +202,7 @@ impl CircuitBreaker {
     /// Admits a call now, or refuses it.
     pub fn try_acquire(self: &Arc<Self>, now: Instant) -> Result<Ticket, Refused> {
         let mut inner = self.lock();
+        let mut entered = None;
         if inner.state == State::Open {
             let until = inner.open_until.unwrap_or(now);
             if now < until {
@@ -205,7 +210,7 @@ impl CircuitBreaker {
                     retry_after: until - now,
                 });
             }
-            Self::transition(&mut inner, State::HalfOpen);
+            entered = Some(Self::transition(&mut inner, State::HalfOpen));
         }
         let trial = inner.state == State::HalfOpen;
         if trial {
@@ -221,6 +226,7 @@ impl CircuitBreaker {
             generation: inner.generation,
             trial,
             reported: false,
+            entered,
         })
     }
 
@@ -231,11 +237,6 @@ impl CircuitBreaker {
             State::Open if inner.open_until.is_some_and(|until| now >= until) => State::HalfOpen,
             state => state,
         }
-    }
-
-    /// The transitions so far, oldest first, taken out (for metrics and logs).
-    pub fn take_transitions(&self) -> Vec<Transition> {
-        std::mem::take(&mut self.lock().transitions)
     }
 
     /// Consecutive trips without a successful close.
@@ -322,7 +323,6 @@ impl CircuitBreaker {
         inner.seconds.clear();
         inner.trials_admitted = 0;
         inner.trials = Tally::default();
-        inner.transitions.push(transition);
         transition
     }
 

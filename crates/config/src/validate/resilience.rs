@@ -155,15 +155,12 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
             ),
         ));
     }
-    if breaker.open_duration > breaker.max_open_duration {
-        found.push(Finding::new(
-            path.key("open_duration"),
-            format!(
-                "open_duration {} is above max_open_duration {}",
-                breaker.open_duration, breaker.max_open_duration
-            ),
-        ));
-    }
+    not_above(
+        ("open_duration", breaker.open_duration),
+        ("max_open_duration", breaker.max_open_duration),
+        path,
+        found,
+    );
     conditions("failure_on", &breaker.failure_on, path, found);
 }
 
@@ -277,15 +274,12 @@ pub(super) fn check_outlier(outlier: &OutlierDetection, path: &Path, found: &mut
             ),
         ));
     }
-    if outlier.base_ejection_time > outlier.max_ejection_time {
-        found.push(Finding::new(
-            path.key("base_ejection_time"),
-            format!(
-                "base_ejection_time {} is above max_ejection_time {}",
-                outlier.base_ejection_time, outlier.max_ejection_time
-            ),
-        ));
-    }
+    not_above(
+        ("base_ejection_time", outlier.base_ejection_time),
+        ("max_ejection_time", outlier.max_ejection_time),
+        path,
+        found,
+    );
     conditions("failure_on", &outlier.failure_on, path, found);
 }
 
@@ -298,15 +292,12 @@ pub(super) fn check_adaptive(
     if adaptive.min_limit == 0 {
         found.push(Finding::new(path.key("min_limit"), "min_limit is 0"));
     }
-    if adaptive.min_limit > adaptive.max_limit {
-        found.push(Finding::new(
-            path.key("min_limit"),
-            format!(
-                "min_limit {} is above max_limit {}",
-                adaptive.min_limit, adaptive.max_limit
-            ),
-        ));
-    }
+    not_above(
+        ("min_limit", adaptive.min_limit),
+        ("max_limit", adaptive.max_limit),
+        path,
+        found,
+    );
     if adaptive.tolerance.is_nan() || adaptive.tolerance < 1.0 {
         found.push(
             Finding::new(
@@ -318,5 +309,20 @@ pub(super) fn check_adaptive(
     }
     if adaptive.interval.non_zero().is_none() {
         found.push(Finding::new(path.key("interval"), "interval is 0s"));
+    }
+}
+
+/// A lower bound must not exceed its upper bound: `(field, value)` pairs of one section.
+fn not_above<T: PartialOrd + std::fmt::Display>(
+    (low_field, low): (&str, T),
+    (high_field, high): (&str, T),
+    path: &Path,
+    found: &mut Vec<Finding>,
+) {
+    if low > high {
+        found.push(Finding::new(
+            path.key(low_field),
+            format!("{low_field} {low} is above {high_field} {high}"),
+        ));
     }
 }

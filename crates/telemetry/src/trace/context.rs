@@ -19,6 +19,18 @@ const B3_PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parentspanid
 const B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 const B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
 
+/// Every trace context header this module reads or writes.
+const ALL: [HeaderName; 8] = [
+    TRACEPARENT,
+    TRACESTATE,
+    B3,
+    B3_TRACE_ID,
+    B3_SPAN_ID,
+    B3_PARENT_SPAN_ID,
+    B3_SAMPLED,
+    B3_FLAGS,
+];
+
 /// A 16-byte trace id; never all zeros.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceId(pub [u8; 16]);
@@ -225,30 +237,11 @@ pub fn inject(headers: &mut HeaderMap, context: &Outgoing, formats: &[Propagatio
 }
 
 fn is_trace_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "traceparent"
-            | "tracestate"
-            | "b3"
-            | "x-b3-traceid"
-            | "x-b3-spanid"
-            | "x-b3-parentspanid"
-            | "x-b3-sampled"
-            | "x-b3-flags"
-    )
+    ALL.contains(name)
 }
 
 fn remove_all(headers: &mut HeaderMap) {
-    for name in [
-        TRACEPARENT,
-        TRACESTATE,
-        B3,
-        B3_TRACE_ID,
-        B3_SPAN_ID,
-        B3_PARENT_SPAN_ID,
-        B3_SAMPLED,
-        B3_FLAGS,
-    ] {
+    for name in &ALL {
         headers.remove(name);
     }
 }
