@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use watertight_proxy::Proxy;
+use watertight_proxy::health::Operator;
 
 /// An answer: status and a JSON (or plain text, for a JSON string) body.
 pub type Reply = (StatusCode, Value);
@@ -55,6 +56,11 @@ impl Admin {
                 return handler(method, rest.to_owned(), body).await;
             }
         }
+        if method == Method::POST
+            && let Some(rest) = path.strip_prefix("/clusters/")
+        {
+            return self.operate(rest);
+        }
         if method != Method::GET && method != Method::HEAD {
             return (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -64,7 +70,7 @@ impl Admin {
         match path {
             "/healthz" => (StatusCode::OK, Value::String("ok\n".into())),
             "/readyz" if self.proxy.is_ready() => (StatusCode::OK, Value::String("ready\n".into())),
-            "/readyz" => (
+            "/readyz" if self.proxy.is_draining() => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Value::String("draining\n".into()),
             ),
@@ -87,6 +93,10 @@ impl Admin {
                 )
             }
             "/reloads" => (StatusCode::OK, json!(self.proxy.reload_counts())),
+            "/readyz" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::String("waiting for first health checks\n".into()),
+            ),
             _ => (
                 StatusCode::NOT_FOUND,
                 Value::String(format!(
@@ -99,4 +109,94 @@ impl Admin {
             ),
         }
     }
+
+    /// `POST /clusters/{cluster}/endpoints/{endpoint}/{drain|disable|enable}` and
+    /// `POST /clusters/{cluster}/failback`: maintenance without a config change.
+    fn operate(&self, rest: &str) -> Reply {
+        let runtime = self.proxy.current();
+        let parts: Vec<String> = rest.split('/').map(percent_decode).collect();
+        let find = |name: &str| {
+            runtime.cluster(name).ok_or_else(|| {
+                let names: Vec<&str> = runtime.clusters.iter().map(|c| c.name()).collect();
+                (
+                    StatusCode::NOT_FOUND,
+                    Value::String(format!(
+                        "no cluster {name:?}; clusters: {}\n",
+                        names.join(", ")
+                    )),
+                )
+            })
+        };
+        match parts.as_slice() {
+            [cluster, endpoints, endpoint, action] if endpoints == "endpoints" => {
+                let operator = match action.as_str() {
+                    "drain" => Operator::Draining,
+                    "disable" => Operator::Disabled,
+                    "enable" => Operator::Active,
+                    other => {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            Value::String(format!(
+                                "no endpoint action {other:?}; use drain, disable or enable\n"
+                            )),
+                        );
+                    }
+                };
+                let cluster = match find(cluster) {
+                    Ok(cluster) => cluster,
+                    Err(reply) => return reply,
+                };
+                match cluster.set_operator(endpoint, operator) {
+                    Some(status) => (StatusCode::OK, json!(status)),
+                    None => {
+                        let names: Vec<&str> =
+                            cluster.endpoints().iter().map(|e| &*e.address).collect();
+                        (
+                            StatusCode::NOT_FOUND,
+                            Value::String(format!(
+                                "cluster {:?} has no endpoint {endpoint:?}; endpoints: {}\n",
+                                cluster.name(),
+                                names.join(", ")
+                            )),
+                        )
+                    }
+                }
+            }
+            [cluster, failback] if failback == "failback" => {
+                let cluster = match find(cluster) {
+                    Ok(cluster) => cluster,
+                    Err(reply) => return reply,
+                };
+                let active = cluster.fail_back();
+                (StatusCode::OK, json!({ "active_priority": active }))
+            }
+            _ => (
+                StatusCode::NOT_FOUND,
+                Value::String(format!(
+                    "no admin action /clusters/{rest}; try POST /clusters/CLUSTER/endpoints/ADDRESS/{{drain,disable,enable}} or POST /clusters/CLUSTER/failback\n"
+                )),
+            ),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (an IPv6 endpoint's brackets and colons may arrive encoded).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -26,6 +26,7 @@ mod address;
 mod decode_error;
 mod diagnostic;
 mod duration;
+mod failover;
 mod load;
 mod model;
 mod path;
@@ -39,6 +40,10 @@ mod validate;
 pub use address::{parse_endpoint_address, parse_listen_address};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
+pub use failover::{
+    Failback, HealthCheck, HttpCheck, OnEndpointDown, PostgresCheck, PostgresRole, ProxyProtocol,
+    TcpCheck, parse_status_range, status_expected,
+};
 pub use load::{Loaded, load_file, load_str, version_of};
 pub use model::*;
 pub use resilience::{

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::failover::{Failback, HealthCheck, OnEndpointDown, ProxyProtocol};
 use crate::resilience::{
     AdaptiveConcurrency, Bulkhead, CircuitBreaker, EndpointBulkhead, Fallback, OutlierDetection,
     Retry,
@@ -65,10 +66,19 @@ pub struct Listener {
     pub name: String,
     /// `IP:port` to listen on, e.g. `0.0.0.0:8080` or `[::1]:8080`.
     pub address: String,
-    /// What the listener speaks. `http` serves HTTP/1.1 and cleartext HTTP/2 on the same port.
+    /// What the listener speaks. `http` serves HTTP/1.1 and cleartext HTTP/2 on the same
+    /// port; `tcp` forwards each connection to `cluster`.
     #[serde(default)]
     pub protocol: ListenerProtocol,
-    /// A client connection with no request in flight and no bytes moving for this long is closed.
+    /// `tcp` listeners: the cluster every connection is forwarded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// `tcp` listeners: most sessions open at once, with a bounded queue of accepted
+    /// connections waiting for a place (`max_concurrent`, `max_queue`, `queue_timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<Bulkhead>,
+    /// A client connection with no request in flight and no bytes moving for this long is
+    /// closed (`tcp`: a session with no bytes moving either way).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Duration,
     /// How long a client may take to send a request's headers (HTTP/1.1).
@@ -86,6 +96,8 @@ pub enum ListenerProtocol {
     /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c), told apart by the connection preface.
     #[default]
     Http,
+    /// Plain TCP: each connection is forwarded to an endpoint of the listener's `cluster`.
+    Tcp,
 }
 
 /// A rule that sends matching requests to a cluster.
@@ -187,6 +199,20 @@ pub struct Cluster {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulkhead: Option<Bulkhead>,
+    /// Active health checks of every endpoint; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// How traffic returns to a better priority group: `auto` or `manual`.
+    #[serde(default)]
+    pub failback: Failback,
+    /// What happens to open TCP sessions when their endpoint goes down: `keep_sessions` or
+    /// `close_sessions`.
+    #[serde(default)]
+    pub on_endpoint_down: OnEndpointDown,
+    /// Send a PROXY protocol header (`v2`) at the start of each TCP session, so the upstream
+    /// learns the client's address; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// One upstream endpoint.
@@ -198,6 +224,14 @@ pub struct Endpoint {
     /// Relative share of traffic (round robin) or of selection (least request).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Priority group: 0 is the primary group, 1 the first standby, and so on. Traffic goes to
+    /// the best group that has a healthy endpoint.
+    #[serde(default)]
+    pub priority: u32,
+    /// Port active health checks use for this endpoint (e.g. Patroni's REST port); wins over
+    /// the check's own `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_port: Option<u16>,
 }
 
 /// Load-balancing policy of a cluster.
@@ -294,6 +328,10 @@ impl Cluster {
             adaptive_concurrency: None,
             endpoint_bulkhead: None,
             bulkhead: None,
+            health_check: None,
+            failback: Failback::default(),
+            on_endpoint_down: OnEndpointDown::default(),
+            proxy_protocol: None,
         }
     }
 }
@@ -304,6 +342,8 @@ impl Endpoint {
         Self {
             address: address.into(),
             weight: default_weight(),
+            priority: 0,
+            health_check_port: None,
         }
     }
 }
@@ -315,9 +355,24 @@ impl Listener {
             name: name.into(),
             address: address.into(),
             protocol: ListenerProtocol::Http,
+            cluster: None,
+            bulkhead: None,
             idle_timeout: default_idle_timeout(),
             header_read_timeout: default_header_read_timeout(),
             routes,
+        }
+    }
+
+    /// A TCP listener forwarding every connection to `cluster`.
+    pub fn tcp(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        cluster: impl Into<String>,
+    ) -> Self {
+        Self {
+            protocol: ListenerProtocol::Tcp,
+            cluster: Some(cluster.into()),
+            ..Self::http(name, address, Vec::new())
         }
     }
 }

@@ -349,7 +349,7 @@ fn default_failure_on() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 pub struct Fallback {
     /// The failures that walk the chain: reason words (`breaker-open`, `bulkhead-full`,
-    /// `queue-timeout`, `no-endpoint`, `upstream-timeout`, `connect-refused`, …) and `5xx`
+    /// `queue-timeout`, `no-endpoint`, `no-healthy-endpoint`, `upstream-timeout`, `connect-refused`, …) and `5xx`
     /// for upstream answers with a 5xx status.
     #[serde(default = "default_fallback_on")]
     pub on: Vec<String>,
@@ -387,6 +387,7 @@ fn default_fallback_on() -> Vec<String> {
         "bulkhead-full",
         "queue-timeout",
         "no-endpoint",
+        "no-healthy-endpoint",
         "upstream-timeout",
         "connect-refused",
         "connect-timeout",

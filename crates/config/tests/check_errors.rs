@@ -101,7 +101,7 @@ fn unknown_field_with_no_close_name_lists_the_known_fields() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:11:9: unknown field \"zone\" in clusters[0].endpoints[0]\n  hint: known fields: address, weight"
+            "config.yaml:11:9: unknown field \"zone\" in clusters[0].endpoints[0]\n  hint: known fields: address, weight, priority, health_check_port"
         ]
     );
 }
@@ -204,7 +204,7 @@ fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead, bulkhead",
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead, bulkhead, health_check, failback, on_endpoint_down, proxy_protocol",
             "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
         ]
     );

@@ -1,5 +1,11 @@
-//! A cluster at run time: its endpoints with their live counters, the picker that spreads
-//! requests over them, and the keep-alive connection pool to them.
+//! A cluster at run time: its endpoints with their live counters and health, its priority
+//! groups with the picker that spreads requests over each, and the keep-alive connection pool
+//! to them.
+//!
+//! Traffic goes to the best priority group with an endpoint that is available (healthy, not
+//! drained or disabled, and not ejected while another is not). Moving to a worse group is a
+//! failover, back to a better one a failback; with `failback: manual` traffic stays on the
+//! group it failed over to until an operator asks.
 //!
 //! Clusters outlive config reloads: the [`ClusterRegistry`](crate::registry::ClusterRegistry)
 //! hands an unchanged cluster's `Arc<Cluster>` to the new snapshot, so its pool and counters
@@ -29,12 +35,15 @@ use watertight_resilience::{
     OutlierConfig, OutlierDetector, breaker,
 };
 use watertight_telemetry::Metrics;
-use watertight_telemetry::metrics::{AttemptEnded, EndpointMetrics};
+use watertight_telemetry::metrics::{
+    AttemptEnded, EndpointMetrics, FailoverMetrics, HealthCheckMetrics,
+};
 use watertight_telemetry::trace::{Attempt, RequestTrace};
 
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
 use crate::error::ErrorKind;
+use crate::health::{EndpointHealth, Operator, State};
 
 /// One upstream endpoint and what is known about it right now.
 #[derive(Debug)]
@@ -45,6 +54,14 @@ pub struct Endpoint {
     pub authority: Authority,
     /// Configured weight.
     pub weight: u32,
+    /// Its priority group (0 = primary).
+    pub priority: u32,
+    /// Active check verdict, operator state, and the signal that closes its TCP sessions.
+    pub health: EndpointHealth,
+    /// Port its active checks use instead of the traffic port, if configured.
+    health_check_port: Option<u16>,
+    /// Active check metrics, when metrics are on and the cluster has checks.
+    check_metrics: Option<HealthCheckMetrics>,
     in_flight: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -76,6 +93,8 @@ struct EndpointBreaker {
 pub enum Unavailable {
     /// The cluster has no endpoints.
     NoEndpoint,
+    /// No endpoint is available (unhealthy, unknown, drained or disabled) in any group.
+    NoHealthy,
     /// The cluster's adaptive concurrency limit is reached.
     Shed,
     /// Every endpoint's bulkhead is full.
@@ -109,6 +128,12 @@ impl Endpoint {
             address: config.address.as_str().into(),
             authority,
             weight: config.weight,
+            priority: config.priority,
+            health: EndpointHealth::new(cluster.health_check.is_some()),
+            health_check_port: config.health_check_port,
+            check_metrics: metrics
+                .filter(|_| cluster.health_check.is_some())
+                .map(|m| m.health_check(&cluster.name, &config.address)),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -178,6 +203,32 @@ impl Endpoint {
             .map(|b| b.breaker.state(std::time::Instant::now()))
     }
 
+    /// Its state now: its health, with an ejected endpoint counted as unhealthy.
+    pub fn state(&self, now: std::time::Instant) -> State {
+        match self.health.state() {
+            State::Healthy if self.is_ejected(now) => State::Unhealthy,
+            state => state,
+        }
+    }
+
+    /// Host and port its active checks connect to: the endpoint's host, and its
+    /// `health_check_port`, else the check's `port`, else the traffic port.
+    pub fn check_target(&self, check: &config::HealthCheck) -> (String, u16) {
+        let port = self
+            .health_check_port
+            .or(check.port())
+            .or(self.authority.port_u16())
+            .unwrap_or(80);
+        (self.authority.host().to_owned(), port)
+    }
+
+    /// Records one active check that ended with `outcome` after `elapsed`.
+    pub fn checked(&self, outcome: &str, elapsed: Duration) {
+        if let Some(metrics) = &self.check_metrics {
+            metrics.checked(outcome, elapsed);
+        }
+    }
+
     /// Upstream connections open now.
     pub fn open_connections(&self) -> usize {
         self.open_connections.load(Ordering::Relaxed)
@@ -220,6 +271,8 @@ pub struct InFlight {
     failure: Option<ErrorKind>,
     /// Whether breaker and outlier detection have been told.
     health_reported: bool,
+    /// A TCP session whose connection was made: a success, and not an HTTP attempt.
+    session: bool,
     /// Its place under the cluster's adaptive limit, given back with its latency.
     admitted: Option<Admitted>,
     /// Its slot in the cluster's bulkhead, held until the response body ends.
@@ -246,6 +299,7 @@ impl InFlight {
             head_elapsed: None,
             failure: None,
             health_reported: false,
+            session: false,
             admitted: None,
             cluster_slot: None,
             span: None,
@@ -268,6 +322,9 @@ impl InFlight {
             .head_elapsed
             .or_else(|| self.started.map(|s| s.elapsed()))
             .unwrap_or_default();
+        if self.session {
+            return Outcome::Success(elapsed);
+        }
         if let Some(status) = self.status {
             return if failure_on.iter().any(|c| c.matches_status(status)) {
                 Outcome::Failure(elapsed)
@@ -317,6 +374,14 @@ impl InFlight {
         self.head_elapsed = self.started.map(|s| s.elapsed());
         // Breaker and outlier detection judge the head: report now, so a long body (a
         // download, a stream) does not hold a half-open trial slot.
+        self.report_health();
+    }
+
+    /// Notes that a TCP session's connection was made: a success for breaker and outlier
+    /// detection, and no HTTP attempt for the metrics.
+    pub fn connected(&mut self) {
+        self.session = true;
+        self.head_elapsed = self.started.map(|s| s.elapsed());
         self.report_health();
     }
 
@@ -372,7 +437,9 @@ impl Drop for InFlight {
             }
         }
         self.report_health();
-        if let (Some(metrics), Some(started)) = (&self.endpoint.metrics, self.started) {
+        if let (Some(metrics), Some(started), false) =
+            (&self.endpoint.metrics, self.started, self.session)
+        {
             metrics.attempt(AttemptEnded {
                 status: self.status,
                 elapsed: started.elapsed(),
@@ -406,12 +473,27 @@ const EWMA_FAILURE_PENALTY: Duration = Duration::from_secs(1);
 /// The HTTP client of one endpoint.
 pub type UpstreamClient = Client<EndpointConnector, ProxyBody>;
 
+/// Endpoints of one priority, and the picker that spreads requests over them.
+struct Group {
+    priority: u32,
+    /// Indices into the cluster's endpoints.
+    members: Vec<usize>,
+    picker: Picker,
+    turn: AtomicUsize,
+}
+
+/// `active` before any group was chosen.
+const UNCHOSEN: usize = usize::MAX;
+
 /// A cluster at run time.
 pub struct Cluster {
     config: config::Cluster,
     endpoints: Vec<Arc<Endpoint>>,
-    picker: Picker,
-    turn: AtomicUsize,
+    /// Priority groups, best first.
+    groups: Vec<Group>,
+    /// The group traffic goes to (an index into `groups`), once chosen.
+    active: AtomicUsize,
+    failover_metrics: Option<FailoverMetrics>,
     host_rewrite: Option<HeaderValue>,
     metered: bool,
     adaptive: Option<Arc<AdaptiveLimit>>,
@@ -429,23 +511,44 @@ impl Cluster {
             .iter()
             .map(|e| Endpoint::new(e, config, metrics))
             .collect::<Result<Vec<_>, _>>()?;
-        let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
-        let picker = match config.balancer {
-            config::Balancer::RoundRobin => Picker::RoundRobin(WeightedRoundRobin::new(&weights)),
-            config::Balancer::LeastRequest => Picker::LeastRequest(LeastRequest::new(&weights)),
-            config::Balancer::PeakEwma => {
-                let ewma = Arc::new(PeakEwma::new(
-                    &weights,
-                    EWMA_DECAY,
-                    EWMA_FAILURE_PENALTY,
-                    std::time::Instant::now(),
-                ));
-                for (index, endpoint) in endpoints.iter_mut().enumerate() {
-                    endpoint.latency = Some((ewma.clone(), index));
+        let mut priorities: Vec<u32> = endpoints.iter().map(|e| e.priority).collect();
+        priorities.sort_unstable();
+        priorities.dedup();
+        let groups = priorities
+            .into_iter()
+            .map(|priority| {
+                let members: Vec<usize> = (0..endpoints.len())
+                    .filter(|&i| endpoints[i].priority == priority)
+                    .collect();
+                let weights: Vec<u32> = members.iter().map(|&i| endpoints[i].weight).collect();
+                let picker = match config.balancer {
+                    config::Balancer::RoundRobin => {
+                        Picker::RoundRobin(WeightedRoundRobin::new(&weights))
+                    }
+                    config::Balancer::LeastRequest => {
+                        Picker::LeastRequest(LeastRequest::new(&weights))
+                    }
+                    config::Balancer::PeakEwma => {
+                        let ewma = Arc::new(PeakEwma::new(
+                            &weights,
+                            EWMA_DECAY,
+                            EWMA_FAILURE_PENALTY,
+                            std::time::Instant::now(),
+                        ));
+                        for (local, &index) in members.iter().enumerate() {
+                            endpoints[index].latency = Some((ewma.clone(), local));
+                        }
+                        Picker::PeakEwma(ewma)
+                    }
+                };
+                Group {
+                    priority,
+                    members,
+                    picker,
+                    turn: AtomicUsize::new(0),
                 }
-                Picker::PeakEwma(ewma)
-            }
-        };
+            })
+            .collect();
         if let Some(outlier) = &config.outlier_detection {
             let detector = Arc::new(OutlierDetector::new(
                 OutlierConfig {
@@ -475,8 +578,9 @@ impl Cluster {
         Ok(Self {
             config: config.clone(),
             endpoints,
-            picker,
-            turn: AtomicUsize::new(0),
+            groups,
+            active: AtomicUsize::new(UNCHOSEN),
+            failover_metrics: metrics.map(|m| m.failover(&config.name)),
             host_rewrite,
             metered: metrics.is_some(),
             built: std::time::Instant::now(),
@@ -570,36 +674,47 @@ impl Cluster {
     /// of the same request) while any other remains. Endpoints whose breaker is open are
     /// passed over too; if every one is, the request is refused.
     pub fn pick_avoiding(&self, tried: &[Arc<str>]) -> Result<InFlight, Unavailable> {
-        let count = self.endpoints.len();
-        if count == 0 {
+        if self.endpoints.is_empty() {
             return Err(Unavailable::NoEndpoint);
         }
-        let admitted = match &self.adaptive {
-            Some(limit) => Some(limit.try_acquire().ok_or(Unavailable::Shed)?),
-            None => None,
-        };
-        let first = self.pick_index();
-        // Untried endpoints first, from the picked one on; then those this request tried.
-        let candidates = || {
-            let order = (0..count).map(move |k| (first + k) % count);
-            let untried = order
-                .clone()
-                .filter(|&i| !tried.contains(&self.endpoints[i].address));
-            untried.chain(order.filter(|&i| tried.contains(&self.endpoints[i].address)))
-        };
         // Breakers and outlier detection need the time; without them, skip the clock read.
         let now = if self.has_breakers() || self.has_outlier_detection() {
             std::time::Instant::now()
         } else {
             self.built
         };
+        let group = match self.groups.len() {
+            // One group: availability is judged endpoint by endpoint below.
+            1 => &self.groups[0],
+            _ => &self.groups[self.select_group(now).ok_or(Unavailable::NoHealthy)?],
+        };
+        let admitted = match &self.adaptive {
+            Some(limit) => Some(limit.try_acquire().ok_or(Unavailable::Shed)?),
+            None => None,
+        };
+        let members = &group.members;
+        let count = members.len();
+        let first = self.pick_member(group);
+        // Available endpoints from the picked one on: untried first, then those this request
+        // tried.
+        let candidates = || {
+            let order = (0..count)
+                .map(move |k| members[(first + k) % count])
+                .filter(|&i| self.endpoints[i].health.available());
+            let untried = order
+                .clone()
+                .filter(|&i| !tried.contains(&self.endpoints[i].address));
+            untried.chain(order.filter(|&i| tried.contains(&self.endpoints[i].address)))
+        };
         let mut soonest: Option<Duration> = None;
         let mut full = false;
+        let mut any = false;
         // Ejected endpoints are passed over, unless every one is (then outlier detection
         // would only turn a degraded cluster into a dead one).
         let all_ejected =
             self.has_outlier_detection() && candidates().all(|i| self.endpoints[i].is_ejected(now));
         for i in candidates() {
+            any = true;
             let endpoint = &self.endpoints[i];
             if !all_ejected && endpoint.is_ejected(now) {
                 continue;
@@ -627,27 +742,200 @@ impl Cluster {
         match soonest {
             Some(retry_after) => Err(Unavailable::BreakerOpen { retry_after }),
             None if full => Err(Unavailable::EndpointsFull),
+            None if !any => Err(Unavailable::NoHealthy),
             None => Err(Unavailable::BreakerOpen {
                 retry_after: Duration::ZERO,
             }),
         }
     }
 
-    fn pick_index(&self) -> usize {
-        match &self.picker {
-            _ if self.endpoints.len() <= 1 => 0,
-            Picker::RoundRobin(rr) => rr.pick(self.turn.fetch_add(1, Ordering::Relaxed)),
+    /// The index, in `group.members`, its picker chooses next.
+    fn pick_member(&self, group: &Group) -> usize {
+        let members = &group.members;
+        match &group.picker {
+            _ if members.len() <= 1 => 0,
+            Picker::RoundRobin(rr) => rr.pick(group.turn.fetch_add(1, Ordering::Relaxed)),
             Picker::LeastRequest(lr) => lr.pick(
-                |i| self.endpoints[i].in_flight(),
+                |i| self.endpoints[members[i]].in_flight(),
                 rand::random::<u64>(),
                 rand::random::<u64>(),
             ),
             Picker::PeakEwma(ewma) => ewma.pick(
-                |i| self.endpoints[i].in_flight(),
+                |i| self.endpoints[members[i]].in_flight(),
                 rand::random::<u64>(),
                 rand::random::<u64>(),
                 std::time::Instant::now(),
             ),
+        }
+    }
+
+    /// The group traffic goes to now (an index into `groups`), or `None` when no group has an
+    /// available endpoint. A change of group is noted (logged, counted, and on failback the
+    /// worse groups' sessions closed if the cluster closes sessions).
+    fn select_group(&self, now: std::time::Instant) -> Option<usize> {
+        let up = |group: &Group, strict: bool| {
+            group.members.iter().any(|&i| {
+                let endpoint = &self.endpoints[i];
+                endpoint.health.available() && !(strict && endpoint.is_ejected(now))
+            })
+        };
+        let floor = match self.config.failback {
+            config::Failback::Manual => self.active.load(Ordering::Acquire).min(self.groups.len()),
+            config::Failback::Auto => 0,
+        };
+        let best = |strict: bool| {
+            (floor..self.groups.len())
+                .find(|&g| up(&self.groups[g], strict))
+                .or_else(|| (0..floor).find(|&g| up(&self.groups[g], strict)))
+        };
+        // Ejections count against a group only while some group has endpoints not ejected.
+        let chosen = if self.has_outlier_detection() {
+            best(true).or_else(|| best(false))
+        } else {
+            best(false)
+        }?;
+        // A better group whose endpoints are not all checked yet (just started) is not down:
+        // serve from the chosen group, but do not call it a failover.
+        let settled = self.groups[..chosen].iter().all(|g| {
+            g.members
+                .iter()
+                .all(|&i| self.endpoints[i].health.checked().is_some())
+        });
+        if settled {
+            self.note_active(chosen);
+        }
+        Some(chosen)
+    }
+
+    /// Records that traffic goes to group `chosen`.
+    fn note_active(&self, chosen: usize) {
+        let previous = self.active.swap(chosen, Ordering::AcqRel);
+        if previous == chosen || previous == UNCHOSEN {
+            return;
+        }
+        let failback = chosen < previous;
+        let (from, to) = (self.groups[previous].priority, self.groups[chosen].priority);
+        if failback {
+            tracing::warn!(cluster = %self.config.name, from, to, "failback to a better priority group");
+        } else {
+            tracing::warn!(cluster = %self.config.name, from, to, "failover to priority group");
+        }
+        if let Some(metrics) = &self.failover_metrics {
+            metrics.changed(failback);
+        }
+        if failback && self.config.on_endpoint_down == config::OnEndpointDown::CloseSessions {
+            for group in &self.groups[chosen + 1..] {
+                for &i in &group.members {
+                    self.endpoints[i].health.sever_sessions();
+                }
+            }
+        }
+    }
+
+    /// Re-evaluates the active group after an endpoint's health or operator state changed,
+    /// so a failover is noted (and sessions closed) even with no traffic to notice it.
+    pub fn health_changed(&self) {
+        if self.groups.len() > 1 {
+            self.select_group(std::time::Instant::now());
+        }
+    }
+
+    /// The priority of the group traffic goes to now; `None` when nothing is available.
+    pub fn active_priority(&self) -> Option<u32> {
+        let now = std::time::Instant::now();
+        match self.groups.len() {
+            1 => {
+                let group = &self.groups[0];
+                let any = group
+                    .members
+                    .iter()
+                    .any(|&i| self.endpoints[i].health.available());
+                any.then_some(group.priority)
+            }
+            _ => self.select_group(now).map(|g| self.groups[g].priority),
+        }
+    }
+
+    /// Drains, disables or enables the endpoint at `address`; its new status, or `None` if
+    /// the cluster has no such endpoint.
+    pub fn set_operator(&self, address: &str, operator: Operator) -> Option<EndpointStatus> {
+        let endpoint = self.endpoints.iter().find(|e| &*e.address == address)?;
+        let reason = match operator {
+            Operator::Active => "enabled by operator",
+            Operator::Draining => "drained by operator",
+            Operator::Disabled => "disabled by operator",
+        };
+        if endpoint.health.set_operator(operator, reason) {
+            tracing::warn!(cluster = %self.config.name, endpoint = %address, reason, "endpoint state set");
+            self.health_changed();
+        }
+        Some(self.endpoint_status(endpoint))
+    }
+
+    /// Sends traffic back to the best group with an available endpoint (what `failback:
+    /// auto` does by itself); the priority traffic goes to afterwards.
+    pub fn fail_back(&self) -> Option<u32> {
+        let now = std::time::Instant::now();
+        let best = (0..self.groups.len()).find(|&g| {
+            self.groups[g].members.iter().any(|&i| {
+                let endpoint = &self.endpoints[i];
+                endpoint.health.available() && !endpoint.is_ejected(now)
+            })
+        })?;
+        self.note_active(best);
+        Some(self.groups[best].priority)
+    }
+
+    /// Carries endpoint health (operator decisions, and check verdicts while the check is
+    /// unchanged) over from `previous`, the cluster of the same name this one replaces.
+    pub fn inherit_health(&self, previous: &Cluster) {
+        let checks_unchanged = self.config.health_check == previous.config.health_check;
+        for endpoint in &self.endpoints {
+            if let Some(old) = previous
+                .endpoints
+                .iter()
+                .find(|e| e.address == endpoint.address)
+            {
+                let same_target =
+                    checks_unchanged && old.health_check_port == endpoint.health_check_port;
+                endpoint.health.inherit(&old.health, same_target);
+            }
+        }
+        if previous
+            .groups
+            .iter()
+            .map(|g| g.priority)
+            .eq(self.groups.iter().map(|g| g.priority))
+        {
+            self.active
+                .store(previous.active.load(Ordering::Acquire), Ordering::Release);
+        }
+    }
+
+    fn endpoint_status(&self, e: &Endpoint) -> EndpointStatus {
+        let now = std::time::Instant::now();
+        let health = e.health.view();
+        let ejected = e.is_ejected(now);
+        let state = e.state(now);
+        let reason = match state {
+            State::Unhealthy if e.health.state() == State::Healthy => {
+                "ejected by outlier detection".to_owned()
+            }
+            _ => health.reason,
+        };
+        EndpointStatus {
+            address: e.address.to_string(),
+            weight: e.weight,
+            priority: e.priority,
+            state,
+            reason,
+            since: health.since,
+            ejected,
+            breaker: e.breaker_state().map(|s| s.name()),
+            in_flight: e.in_flight(),
+            requests: e.requests.load(Ordering::Relaxed),
+            failures: e.failures.load(Ordering::Relaxed),
+            checks: health.checks,
         }
     }
 
@@ -657,22 +945,12 @@ impl Cluster {
             name: self.config.name.clone(),
             balancer: self.config.balancer,
             protocol: self.config.protocol,
+            active_priority: self.active_priority(),
+            failback: self.config.failback,
             endpoints: self
                 .endpoints
                 .iter()
-                .map(|e| EndpointStatus {
-                    address: e.address.to_string(),
-                    weight: e.weight,
-                    state: match e.breaker_state() {
-                        _ if e.is_ejected(std::time::Instant::now()) => "ejected",
-                        Some(breaker::State::Open) => "breaker-open",
-                        Some(breaker::State::HalfOpen) => "breaker-half-open",
-                        _ => "healthy",
-                    },
-                    in_flight: e.in_flight(),
-                    requests: e.requests.load(Ordering::Relaxed),
-                    failures: e.failures.load(Ordering::Relaxed),
-                })
+                .map(|e| self.endpoint_status(e))
                 .collect(),
         }
     }
@@ -730,6 +1008,10 @@ pub struct ClusterStatus {
     pub balancer: config::Balancer,
     /// Upstream HTTP version.
     pub protocol: config::UpstreamProtocol,
+    /// The priority group traffic goes to now; `null` when no endpoint is available.
+    pub active_priority: Option<u32>,
+    /// How traffic returns to a better group.
+    pub failback: config::Failback,
     /// Endpoints with their live counters.
     pub endpoints: Vec<EndpointStatus>,
 }
@@ -741,15 +1023,27 @@ pub struct EndpointStatus {
     pub address: String,
     /// Configured weight.
     pub weight: u32,
-    /// Health state: `healthy`, or `breaker-open` / `breaker-half-open` while its circuit
-    /// breaker keeps it out or probes it.
-    pub state: &'static str,
+    /// Its priority group.
+    pub priority: u32,
+    /// `healthy`, `unhealthy` (checks fail, or ejected), `unknown` (not checked yet),
+    /// `draining` or `disabled`.
+    pub state: State,
+    /// Why it is in that state.
+    pub reason: String,
+    /// When its state last changed (RFC 3339).
+    pub since: String,
+    /// Whether outlier detection has it ejected now.
+    pub ejected: bool,
+    /// Its circuit breaker's state (`closed`, `open`, `half_open`), if it has one.
+    pub breaker: Option<&'static str>,
     /// Requests in flight now.
     pub in_flight: u32,
     /// Requests sent since the cluster was built.
     pub requests: u64,
     /// Failed exchanges since the cluster was built.
     pub failures: u64,
+    /// Its latest active check results, newest last.
+    pub checks: Vec<crate::health::CheckRecord>,
 }
 
 #[cfg(test)]
@@ -763,8 +1057,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &w)| config::Endpoint {
-                    address: format!("127.0.0.1:{}", 9000 + i),
                     weight: w,
+                    ..config::Endpoint::new(format!("127.0.0.1:{}", 9000 + i))
                 })
                 .collect(),
         );

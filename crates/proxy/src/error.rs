@@ -54,6 +54,9 @@ pub enum ErrorKind {
     DeadlineExceeded,
     /// The cluster's adaptive concurrency limit refused it: shed to keep latency down.
     Shed,
+    /// No endpoint of the cluster is healthy (active checks failing, drained or disabled), in
+    /// any priority group.
+    NoHealthyEndpoint,
 }
 
 impl ErrorKind {
@@ -66,7 +69,8 @@ impl ErrorKind {
             | ErrorKind::BulkheadFull
             | ErrorKind::QueueTimeout
             | ErrorKind::BreakerOpen
-            | ErrorKind::Shed => StatusCode::SERVICE_UNAVAILABLE,
+            | ErrorKind::Shed
+            | ErrorKind::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ConnectTimeout
             | ErrorKind::UpstreamTimeout
             | ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
@@ -103,6 +107,7 @@ impl ErrorKind {
             ErrorKind::BreakerOpen => "breaker-open",
             ErrorKind::DeadlineExceeded => "deadline-exceeded",
             ErrorKind::Shed => "shed",
+            ErrorKind::NoHealthyEndpoint => "no-healthy-endpoint",
         }
     }
 
@@ -112,6 +117,7 @@ impl ErrorKind {
         matches!(
             self,
             ErrorKind::NoEndpoint
+                | ErrorKind::NoHealthyEndpoint
                 | ErrorKind::ConnectRefused
                 | ErrorKind::ConnectTimeout
                 | ErrorKind::ConnectFailed
@@ -120,7 +126,8 @@ impl ErrorKind {
 
     /// Whether another attempt (on another endpoint) could succeed.
     pub fn retryable(self) -> bool {
-        self.never_reached_upstream()
+        // Nothing healthy now will not be healthy a backoff later.
+        (self.never_reached_upstream() && self != ErrorKind::NoHealthyEndpoint)
             || matches!(self, ErrorKind::UpstreamReset | ErrorKind::UpstreamTimeout)
     }
 }

@@ -109,6 +109,8 @@ impl Forward {
             .pick_avoiding(tried)
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
+                Unavailable::NoHealthy => ProxyError::new(ErrorKind::NoHealthyEndpoint)
+                    .retry_after(Duration::from_secs(1)),
                 Unavailable::EndpointsFull => {
                     ProxyError::new(ErrorKind::BulkheadFull).retry_after(Duration::from_secs(1))
                 }

@@ -34,6 +34,7 @@ mod exchange;
 pub mod fallback;
 pub mod forward;
 pub mod headers;
+pub mod health;
 mod proxy;
 pub mod reload;
 pub mod retry;
@@ -42,6 +43,7 @@ pub mod runtime;
 mod saturation;
 pub mod server;
 pub mod stack;
+pub mod tcp;
 mod watched_io;
 
 pub use error::{ErrorKind, ProxyError};

@@ -187,9 +187,21 @@ impl Proxy {
         out
     }
 
-    /// Whether the proxy takes new traffic (false once draining has begun).
+    /// Whether the proxy takes new traffic: not draining, and every actively checked
+    /// endpoint has had its first check (so traffic is not refused for want of a verdict).
     pub fn is_ready(&self) -> bool {
-        !self.inner.drain.is_draining()
+        !self.is_draining()
+            && self
+                .current()
+                .clusters
+                .iter()
+                .flat_map(|c| c.endpoints())
+                .all(|e| e.health.checked().is_some())
+    }
+
+    /// Whether a graceful shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner.drain.is_draining()
     }
 
     /// Client connections and tunnels open now.

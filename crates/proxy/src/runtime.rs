@@ -14,8 +14,10 @@ use watertight_telemetry::trace::Tracer;
 use crate::access_log::AccessLog;
 use crate::cluster::{Cluster, ClusterStatus};
 use crate::drain::Drain;
+use crate::health;
 use crate::router::{RouteMatcher, Router};
 use crate::stack::{self, RouteEntry, RouteStatus};
+use crate::tcp::TcpForward;
 
 /// One listener's compiled rules.
 pub struct ListenerRuntime {
@@ -27,6 +29,8 @@ pub struct ListenerRuntime {
     pub router: Router<RouteEntry>,
     /// Its connection metrics, when metrics are on.
     pub metrics: Option<ListenerMetrics>,
+    /// What a `tcp` listener forwards its connections to.
+    pub tcp: Option<Arc<TcpForward>>,
 }
 
 /// Everything a request needs from the config, compiled.
@@ -67,7 +71,15 @@ impl Runtime {
                 .cloned();
             let cluster = match kept {
                 Some(cluster) => cluster,
-                None => Arc::new(Cluster::new(cluster_config, metered.map(|m| m.as_ref()))?),
+                None => {
+                    let cluster =
+                        Arc::new(Cluster::new(cluster_config, metered.map(|m| m.as_ref()))?);
+                    if let Some(replaced) = previous.and_then(|p| p.cluster(&cluster_config.name)) {
+                        cluster.inherit_health(replaced);
+                    }
+                    health::checker::spawn(&cluster);
+                    cluster
+                }
             };
             clusters.push(cluster);
         }
@@ -100,6 +112,25 @@ impl Runtime {
                     )?,
                 ));
             }
+            let tcp = match (&listener.protocol, &listener.cluster) {
+                (config::ListenerProtocol::Tcp, Some(name)) => {
+                    let cluster = by_name.get(name.as_str()).ok_or_else(|| {
+                        format!(
+                            "listener {:?} forwards to undefined cluster {name:?}",
+                            listener.name
+                        )
+                    })?;
+                    let previous = previous_routes
+                        .and_then(|l| l.tcp.as_deref().map(|forward| (&l.config, forward)));
+                    Some(Arc::new(TcpForward::new(
+                        listener,
+                        Arc::clone(cluster),
+                        previous,
+                        metered.map(|m| m.tcp(&listener.name, name)),
+                    )))
+                }
+                _ => None,
+            };
             listeners.insert(
                 address,
                 ListenerRuntime {
@@ -107,6 +138,7 @@ impl Runtime {
                     config: listener.clone(),
                     router: Router::new(routes),
                     metrics: metered.map(|m| m.listener(&listener.name)),
+                    tcp,
                 },
             );
         }

@@ -14,6 +14,7 @@ use watertight_resilience::breaker::State;
 use watertight_telemetry::metrics::scrape;
 
 use crate::drain::Drain;
+use crate::health;
 use crate::runtime::Runtime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +26,13 @@ struct ClusterLabels {
 struct EndpointLabels {
     cluster: String,
     endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointStateLabels {
+    cluster: String,
+    endpoint: String,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +131,36 @@ impl Collector for Saturation {
                     State::Open => 1.0,
                 };
                 Some((labels, value))
+            }),
+        )?;
+        let now = std::time::Instant::now();
+        scrape::gauges(
+            e,
+            "endpoint_health",
+            "1 for the endpoint's state now (healthy, unhealthy, unknown, draining, disabled), 0 for the others",
+            None,
+            endpoints().flat_map(|(_, ep, labels)| {
+                let current = ep.state(now);
+                health::State::ALL.into_iter().map(move |state| {
+                    let labels = EndpointStateLabels {
+                        cluster: labels.cluster.clone(),
+                        endpoint: labels.endpoint.clone(),
+                        state: state.name(),
+                    };
+                    (labels, if state == current { 1.0 } else { 0.0 })
+                })
+            }),
+        )?;
+        scrape::gauges(
+            e,
+            "cluster_active_priority",
+            "The priority group the cluster's traffic goes to now (0 = primary); -1 when no endpoint is available",
+            None,
+            runtime.clusters.iter().map(|c| {
+                let labels = ClusterLabels {
+                    cluster: c.name().to_owned(),
+                };
+                (labels, c.active_priority().map_or(-1.0, f64::from))
             }),
         )?;
         let cluster_bulkheads = || {

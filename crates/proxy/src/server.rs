@@ -17,6 +17,7 @@ use crate::activity::{self, Activity, Expiry};
 use crate::drain::{Drain, raised};
 use crate::edge::{self, Connection};
 use crate::runtime::Runtime;
+use crate::tcp;
 use crate::watched_io::Watched;
 
 /// Binds a listening socket the way a proxy wants it (address reuse, a deep backlog).
@@ -46,16 +47,25 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
                     // Timeouts come from the snapshot current at accept time.
-                    let Some((activity, counted)) = runtime.load().listeners.get(&key).map(|l| {
+                    let Some((activity, counted, tcp)) = runtime.load().listeners.get(&key).map(|l| {
                         let activity = Activity::new(
                             l.config.idle_timeout.get(),
                             l.config.header_read_timeout.get(),
                         );
-                        (activity, l.metrics.as_ref().map(|m| m.accepted()))
+                        (activity, l.metrics.as_ref().map(|m| m.accepted()), l.tcp.clone())
                     }) else {
                         continue;
                     };
                     let open = drain.track();
+                    if let Some(forward) = tcp {
+                        // A TCP session has no request boundary to finish at: a shutdown lets
+                        // it run until the drain timeout.
+                        tokio::spawn(async move {
+                            tcp::serve(stream, client, forward).await;
+                            drop((open, counted));
+                        });
+                        continue;
+                    }
                     let connection = Arc::new(Connection {
                         runtime: runtime.clone(),
                         listener: key,

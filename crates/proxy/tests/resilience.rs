@@ -273,9 +273,9 @@ async fn an_endpoint_that_keeps_failing_is_cut_off_by_its_breaker() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["state"].as_str().unwrap())
+        .map(|e| e["breaker"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["breaker-open", "healthy"]);
+    assert_eq!(states, ["open", "closed"]);
     let scrape = proxy
         .metrics()
         .encode(watertight_telemetry::Format::Prometheus);
@@ -535,7 +535,12 @@ async fn outlier_detection_ejects_an_endpoint_that_keeps_failing() {
     );
     assert_eq!(failures, 3);
     let status = serde_json::to_value(proxy.current().cluster_status()).unwrap();
-    assert_eq!(status[0]["endpoints"][0]["state"], "ejected");
+    assert_eq!(status[0]["endpoints"][0]["state"], "unhealthy");
+    assert_eq!(status[0]["endpoints"][0]["ejected"], true);
+    assert_eq!(
+        status[0]["endpoints"][0]["reason"],
+        "ejected by outlier detection"
+    );
     let scrape = proxy
         .metrics()
         .encode(watertight_telemetry::Format::Prometheus);

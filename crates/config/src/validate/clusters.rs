@@ -38,6 +38,10 @@ pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
         if let Some(breaker) = &cluster.circuit_breaker {
             super::resilience::check_breaker(breaker, &path.key("circuit_breaker"), found);
         }
+        if let Some(check) = &cluster.health_check {
+            super::failover::check_health(check, &path.key("health_check"), found);
+        }
+        super::failover::check_proxy_protocol(config, cluster, &path, found);
         let subject = format!("cluster {:?}", cluster.name);
         if cluster.endpoints.is_empty() {
             found.push(

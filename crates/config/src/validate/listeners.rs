@@ -70,6 +70,7 @@ pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
                 );
             }
         }
+        super::failover::check_listener(config, listener, &path, found);
         routes::check(config, listener, &path, found);
     }
 }

@@ -11,6 +11,7 @@
 
 mod access_log;
 mod clusters;
+mod failover;
 mod finding;
 mod http_syntax;
 mod listeners;

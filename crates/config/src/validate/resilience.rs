@@ -166,13 +166,14 @@ pub(super) fn check_breaker(breaker: &CircuitBreaker, path: &Path, found: &mut V
 
 /// The reasons a fallback can be walked for: the proxy's `x-watertight-reason` words for
 /// failures to get an answer, and `5xx` for upstream answers with a 5xx status.
-pub const FALLBACK_REASONS: [&str; 13] = [
+pub const FALLBACK_REASONS: [&str; 14] = [
     "breaker-open",
     "shed",
     "deadline-exceeded",
     "bulkhead-full",
     "queue-timeout",
     "no-endpoint",
+    "no-healthy-endpoint",
     "upstream-timeout",
     "connect-refused",
     "connect-timeout",

@@ -12,6 +12,7 @@
 //! never counted twice; [`scrape`] has the helpers for writing one.
 
 mod exposition;
+mod failover;
 mod histogram;
 mod process;
 pub mod scrape;
@@ -27,6 +28,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use exposition::Format;
+pub use failover::{
+    ActiveSession, CHECK_OUTCOMES, FailoverMetrics, HealthCheckMetrics, SESSION_END_REASONS,
+    TcpMetrics,
+};
 pub use histogram::{Exemplar, LATENCY_BUCKETS, LatencyHistogram};
 pub use prometheus_client::metrics::counter::Counter;
 
@@ -121,6 +126,7 @@ pub struct Metrics {
     spans_exported: Counter,
     spans_dropped: Family<ReasonLabels, Counter>,
     traces: Family<OutcomeLabels, Counter>,
+    failover: failover::Families,
     /// Route histograms by the text their bucket lines start with, to attach exemplars.
     exemplar_series: Mutex<HashMap<String, LatencyHistogram>>,
 }
@@ -135,6 +141,7 @@ impl Metrics {
     /// All families registered, every series empty, process metrics included.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("watertight");
+        let failover = failover::Families::new(&mut registry);
         let metrics = Metrics {
             route_requests: Family::default(),
             route_duration: Family::default(),
@@ -157,6 +164,7 @@ impl Metrics {
             spans_exported: Counter::default(),
             spans_dropped: Family::default(),
             traces: Family::default(),
+            failover,
             exemplar_series: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -404,6 +412,21 @@ impl Metrics {
                     .clone()
             }),
         }
+    }
+
+    /// The handles for one endpoint's active health checks.
+    pub fn health_check(&self, cluster: &str, endpoint: &str) -> HealthCheckMetrics {
+        self.failover.health_check(cluster, endpoint)
+    }
+
+    /// The handles for one cluster's priority group changes.
+    pub fn failover(&self, cluster: &str) -> FailoverMetrics {
+        self.failover.failover(cluster)
+    }
+
+    /// The handles for the TCP sessions a listener forwards to a cluster.
+    pub fn tcp(&self, listener: &str, cluster: &str) -> TcpMetrics {
+        self.failover.tcp(listener, cluster)
     }
 
     /// The handles for one listener.
