@@ -664,3 +664,73 @@ fn fallback_problems_are_located() {
         ]
     );
 }
+
+// Failover
+
+#[test]
+fn health_check_problems_are_located() {
+    let yaml = format!(
+        "{VALID}    health_check:\n      interval: 0s\n      rise: 0\n      jitter: 1.5\n      http: {{ method: \"G ET\", expect_status: [\"2xx\", \"700\"] }}\n      tcp: {{}}\n"
+    );
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:12:7: a health check needs exactly one of http, tcp or postgres; http and tcp are given\n  hint: e.g. \"http: { path: /healthz }\", \"tcp: {}\" or \"postgres: { role: primary }\"",
+            "config.yaml:12:17: interval is 0s\n  hint: use a positive duration, e.g. \"1s\"",
+            "config.yaml:13:13: rise is 0\n  hint: count checks in a row: 1 acts on the first result",
+            "config.yaml:14:15: jitter 1.5 is not between 0 and 1\n  hint: 0.1 adds up to 10% of the interval to each wait",
+            "config.yaml:15:23: http check method: \"G ET\" is not a valid HTTP method\n  hint: a method is a token such as GET, POST or PURGE (RFC 9110)",
+            "config.yaml:15:54: \"700\" is not a status, a class or a range\n  hint: write a code (200), a class (2xx) or a range (200-299) of codes 100-599",
+        ]
+    );
+}
+
+#[test]
+fn postgres_check_max_lag_is_for_replicas() {
+    let yaml =
+        format!("{VALID}    health_check:\n      postgres: {{ role: primary, max_lag: 5s }}\n");
+    assert_eq!(
+        problems(&yaml),
+        [
+            "config.yaml:12:43: max_lag applies to replicas only\n  hint: use role: replica, or leave max_lag out"
+        ]
+    );
+}
+
+#[test]
+fn tcp_listener_problems_are_located() {
+    let yaml = "\
+listeners:
+  - name: pg
+    address: 127.0.0.1:6432
+    protocol: tcp
+    cluster: pgg
+    routes:
+      - name: all
+        cluster: pg
+  - name: web
+    address: 127.0.0.1:8080
+    cluster: pg
+clusters:
+  - name: pg
+    proxy_protocol: v2
+    endpoints:
+      - address: 127.0.0.1:5432
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "config.yaml:5:14: listener \"pg\" forwards to cluster \"pgg\", which is not defined\n  hint: did you mean \"pg\"?",
+            "config.yaml:7:7: listener \"pg\" is a tcp listener: it has no HTTP requests to route\n  hint: remove the routes, or make it an http listener",
+            "config.yaml:11:14: listener \"web\": cluster applies to tcp listeners only\n  hint: HTTP listeners send each route to its own cluster; set protocol: tcp, or put it on a route",
+            "config.yaml:14:21: cluster \"pg\" sends the PROXY protocol, which only tcp listeners do, but route \"all\" sends HTTP to it\n  hint: use a separate cluster for the HTTP routes",
+        ]
+    );
+    let no_cluster = "listeners:\n  - name: pg\n    address: 127.0.0.1:6432\n    protocol: tcp\n";
+    assert_eq!(
+        problems(no_cluster),
+        [
+            "config.yaml:4:15: listener \"pg\" is a tcp listener without a cluster to forward to\n  hint: add \"cluster: NAME\" naming one of the clusters"
+        ]
+    );
+}
