@@ -4,12 +4,18 @@
 use watertight_config::load_str;
 
 const DOC: &str = include_str!("../../../docs/configuration.md");
+const FAILOVER: &str = include_str!("../../../docs/failover.md");
 
-/// The contents of every fenced block tagged `lang`, in order.
+/// The contents of every fenced block tagged `lang` in docs/configuration.md, in order.
 fn blocks(lang: &str) -> Vec<String> {
+    blocks_in(DOC, lang)
+}
+
+/// The contents of every fenced block tagged `lang` in `doc`, in order.
+fn blocks_in(doc: &str, lang: &str) -> Vec<String> {
     let fence = format!("```{lang}\n");
     let mut found = Vec::new();
-    let mut rest = DOC;
+    let mut rest = doc;
     while let Some(start) = rest.find(&fence) {
         let body = &rest[start + fence.len()..];
         let end = body
@@ -31,6 +37,31 @@ fn example_configs_in_the_docs_load() {
     for example in &yaml[..yaml.len() - 1] {
         if let Err(problems) = load_str(example, "example.yaml") {
             panic!("{problems}\n---\n{example}");
+        }
+    }
+}
+
+/// The failover guide's snippets are whole configs or clusters; completed with a listener
+/// where they have none, each must load.
+#[test]
+fn failover_examples_load() {
+    let yaml = blocks_in(FAILOVER, "yaml");
+    assert!(yaml.len() >= 4, "the failover guide has its examples");
+    for example in &yaml {
+        let mut text = example.clone();
+        if !text.contains("listeners:") {
+            let cluster = text
+                .split("- name: ")
+                .nth(1)
+                .and_then(|rest| rest.lines().next())
+                .expect("a cluster example names its cluster")
+                .to_owned();
+            text.push_str(&format!(
+                "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: all\n        cluster: {cluster}\n"
+            ));
+        }
+        if let Err(problems) = load_str(&text, "example.yaml") {
+            panic!("{problems}\n---\n{text}");
         }
     }
 }
