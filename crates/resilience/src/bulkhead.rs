@@ -382,3 +382,115 @@ mod tests {
         assert_eq!(bulkhead.queued(), 0);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step of a caller population.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A new caller asks for a slot.
+        Admit(Priority),
+        /// The k-th (modulo) holder finishes.
+        Release(usize),
+        /// The k-th (modulo) caller still waiting gives up (its future is dropped).
+        Cancel(usize),
+        /// Time passes (queue timeouts fire).
+        Advance(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => prop_oneof![
+                Just(Priority::Sheddable),
+                Just(Priority::Default),
+                Just(Priority::Critical)
+            ]
+            .prop_map(Step::Admit),
+            3 => any::<usize>().prop_map(Step::Release),
+            1 => any::<usize>().prop_map(Step::Cancel),
+            1 => (1u64..80).prop_map(Step::Advance),
+        ]
+    }
+
+    /// Lets every runnable task run until nothing changes.
+    async fn settle() {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Under any interleaving of arrivals, releases, cancellations and timeouts, the
+        /// bulkhead never has more than its limit in flight nor more than its queue waiting,
+        /// every slot it counts is held by a caller, and when everyone is gone nothing leaks.
+        #[test]
+        fn never_admits_more_than_its_limit(
+            limit in 1usize..5,
+            max_queue in 0usize..5,
+            steps in proptest::collection::vec(step(), 1..120),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let bulkhead = Arc::new(Bulkhead::new(limit, max_queue, Duration::from_millis(50)));
+                let held: Arc<Mutex<Vec<BulkheadPermit>>> = Arc::default();
+                let mut waiting: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+                for step in steps {
+                    match step {
+                        Step::Admit(priority) => {
+                            let (bulkhead, held) = (bulkhead.clone(), held.clone());
+                            waiting.push(tokio::spawn(async move {
+                                if let Ok((permit, _)) = bulkhead.admit(priority).await {
+                                    held.lock().unwrap().push(permit);
+                                }
+                            }));
+                        }
+                        Step::Release(k) => {
+                            let mut held = held.lock().unwrap();
+                            if !held.is_empty() {
+                                let at = k % held.len();
+                                drop(held.swap_remove(at));
+                            }
+                        }
+                        Step::Cancel(k) => {
+                            waiting.retain(|task| !task.is_finished());
+                            if !waiting.is_empty() {
+                                let at = k % waiting.len();
+                                waiting.swap_remove(at).abort();
+                            }
+                        }
+                        Step::Advance(ms) => tokio::time::advance(Duration::from_millis(ms)).await,
+                    }
+                    settle().await;
+                    let holders = held.lock().unwrap().len();
+                    prop_assert!(bulkhead.in_flight() <= limit, "in flight {} > limit {limit}", bulkhead.in_flight());
+                    prop_assert!(holders <= limit);
+                    prop_assert!(bulkhead.queued() <= max_queue);
+                    prop_assert_eq!(bulkhead.in_flight(), holders, "every counted slot is held");
+                }
+                for task in waiting {
+                    task.abort();
+                }
+                settle().await;
+                held.lock().unwrap().clear();
+                tokio::time::advance(Duration::from_millis(100)).await;
+                settle().await;
+                prop_assert_eq!(bulkhead.in_flight(), 0);
+                prop_assert_eq!(bulkhead.queued(), 0);
+                Ok(())
+            })?;
+        }
+    }
+}
