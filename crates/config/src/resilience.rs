@@ -224,12 +224,19 @@ pub struct CircuitBreaker {
 }
 
 /// A concurrency limit on each endpoint of a cluster: a full endpoint is passed over, and when
-/// every endpoint is full the request is refused at once (`503`, `bulkhead-full`).
+/// every endpoint is full the request waits in a bounded queue for the first to free up, or
+/// is refused (`503`, `bulkhead-full` or `queue-timeout`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointBulkhead {
     /// Most requests in flight to one endpoint.
     pub max_concurrent: u32,
+    /// Most requests waiting, cluster-wide, for a place on any endpoint; 0 refuses at once.
+    #[serde(default)]
+    pub max_queue: usize,
+    /// Longest wait in that queue.
+    #[serde(default = "default_queue_timeout")]
+    pub queue_timeout: Duration,
 }
 
 /// Passive health: endpoints that fail several times in a row are taken out of the cluster

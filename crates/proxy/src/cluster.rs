@@ -79,6 +79,8 @@ pub struct Endpoint {
     outlier: Option<(Arc<OutlierDetector>, usize, Arc<[RetryCondition]>)>,
     /// Most requests in flight to it (its bulkhead), if limited.
     max_concurrent: Option<u32>,
+    /// Told when it frees a place, if requests may queue for one (shared by the cluster).
+    freed: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// An endpoint's circuit breaker and what counts as a failure for it.
@@ -97,8 +99,10 @@ pub enum Unavailable {
     NoHealthy,
     /// The cluster's adaptive concurrency limit is reached.
     Shed,
-    /// Every endpoint's bulkhead is full.
+    /// Every endpoint's bulkhead is full (and the queue for them, if any, too).
     EndpointsFull,
+    /// The request waited its whole queue timeout for a place on an endpoint.
+    EndpointQueueTimeout,
     /// Every endpoint's breaker is open; the soonest reopens for trials after this.
     BreakerOpen {
         /// The wait until the first breaker lets a trial through.
@@ -142,6 +146,7 @@ impl Endpoint {
             latency: None,
             outlier: None,
             max_concurrent: cluster.endpoint_bulkhead.as_ref().map(|b| b.max_concurrent),
+            freed: None,
             breaker: cluster.circuit_breaker.as_ref().map(|c| EndpointBreaker {
                 breaker: CircuitBreaker::new(breaker_config(c)),
                 failure_on: c
@@ -420,6 +425,9 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(freed) = &self.endpoint.freed {
+            freed.notify_one();
+        }
         if let (Some((ewma, index)), Some(started)) = (&self.endpoint.latency, self.started) {
             let latency = self.head_elapsed.unwrap_or_else(|| started.elapsed());
             let now = std::time::Instant::now();
@@ -482,6 +490,23 @@ struct Group {
     turn: AtomicUsize,
 }
 
+/// Requests waiting for a place on any endpoint of a cluster.
+struct EndpointQueue {
+    freed: Arc<tokio::sync::Notify>,
+    waiting: AtomicUsize,
+    max_queue: usize,
+    timeout: Duration,
+}
+
+/// Leaves the endpoint queue when dropped.
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// `active` before any group was chosen.
 const UNCHOSEN: usize = usize::MAX;
 
@@ -498,6 +523,8 @@ pub struct Cluster {
     metered: bool,
     adaptive: Option<Arc<AdaptiveLimit>>,
     bulkhead: Option<(Arc<Bulkhead>, Option<http::HeaderName>)>,
+    /// Requests waiting for a place on a full endpoint, if its endpoint bulkhead has a queue.
+    endpoint_queue: Option<EndpointQueue>,
     /// When it was built: a stand-in for "now" where no clock is needed.
     built: std::time::Instant,
 }
@@ -568,6 +595,21 @@ impl Cluster {
                 endpoint.outlier = Some((detector.clone(), index, failure_on.clone()));
             }
         }
+        let endpoint_queue = config
+            .endpoint_bulkhead
+            .as_ref()
+            .filter(|b| b.max_queue > 0)
+            .map(|b| EndpointQueue {
+                freed: Arc::new(tokio::sync::Notify::new()),
+                waiting: AtomicUsize::new(0),
+                max_queue: b.max_queue,
+                timeout: b.queue_timeout.get(),
+            });
+        if let Some(queue) = &endpoint_queue {
+            for endpoint in &mut endpoints {
+                endpoint.freed = Some(queue.freed.clone());
+            }
+        }
         let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
         let host_rewrite = config
             .host_rewrite
@@ -580,6 +622,7 @@ impl Cluster {
             endpoints,
             groups,
             active: AtomicUsize::new(UNCHOSEN),
+            endpoint_queue,
             failover_metrics: metrics.map(|m| m.failover(&config.name)),
             host_rewrite,
             metered: metrics.is_some(),
@@ -746,6 +789,45 @@ impl Cluster {
             None => Err(Unavailable::BreakerOpen {
                 retry_after: Duration::ZERO,
             }),
+        }
+    }
+
+    /// Like [`pick_avoiding`](Self::pick_avoiding), but when every endpoint is full and the
+    /// endpoint bulkhead has a queue, waits (until the queue timeout or `deadline`) for one to
+    /// free a place.
+    pub async fn pick_queued(
+        &self,
+        tried: &[Arc<str>],
+        deadline: Option<Instant>,
+    ) -> Result<InFlight, Unavailable> {
+        let first = self.pick_avoiding(tried);
+        let Some(queue) = &self.endpoint_queue else {
+            return first;
+        };
+        if !matches!(first, Err(Unavailable::EndpointsFull)) {
+            return first;
+        }
+        if queue.waiting.fetch_add(1, Ordering::AcqRel) >= queue.max_queue {
+            queue.waiting.fetch_sub(1, Ordering::AcqRel);
+            return first;
+        }
+        let _left = Leave(&queue.waiting);
+        let mut until = Instant::now() + queue.timeout;
+        if let Some(deadline) = deadline {
+            until = until.min(deadline);
+        }
+        loop {
+            let freed = queue.freed.notified();
+            tokio::pin!(freed);
+            // Registered before the pick, so a place freed in between is not missed.
+            freed.as_mut().enable();
+            match self.pick_avoiding(tried) {
+                Err(Unavailable::EndpointsFull) => {}
+                other => return other,
+            }
+            if tokio::time::timeout_at(until, freed).await.is_err() {
+                return Err(Unavailable::EndpointQueueTimeout);
+            }
         }
     }
 

@@ -625,6 +625,47 @@ async fn a_full_endpoint_is_passed_over_and_all_full_fails_fast() {
 }
 
 #[tokio::test]
+async fn with_every_endpoint_full_a_request_queues_for_the_first_place_freed() {
+    let only = upstream("app").await;
+    let limit = ["endpoint_bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 2s}"];
+    let (proxy, address) = proxy(&one_cluster(&[only.local_addr()], &limit, &[])).await;
+    let busy = tokio::spawn(async move { get(&h1(), address, "/delay?ms=300", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Waits in the queue and is served when the slow request ends.
+    let queued = tokio::spawn(async move { get(&h1(), address, "/", &[]).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The queue holds one: the next is refused at once.
+    let refused = get(&h1(), address, "/", &[]).await;
+    assert_eq!(refused.reason(), Some("bulkhead-full"));
+    assert_eq!(busy.await.unwrap().status, StatusCode::OK);
+    assert_eq!(queued.await.unwrap().status, StatusCode::OK);
+    assert_eq!(only.requests_served(), 2);
+    assert_eq!(
+        proxy.current().cluster_status()[0].endpoints[0].in_flight,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_request_queued_for_a_full_endpoint_gives_up_at_the_queue_timeout() {
+    let only = upstream("app").await;
+    let limit = ["endpoint_bulkhead: {max_concurrent: 1, max_queue: 4, queue_timeout: 100ms}"];
+    let (_proxy, address) = proxy(&one_cluster(&[only.local_addr()], &limit, &[])).await;
+    let busy = tokio::spawn(async move { get(&h1(), address, "/delay?ms=600", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let timed_out = get(&h1(), address, "/", &[]).await;
+    assert_eq!(timed_out.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(timed_out.reason(), Some("queue-timeout"));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "gave up at the queue timeout"
+    );
+    assert_eq!(busy.await.unwrap().status, StatusCode::OK);
+    assert_eq!(only.requests_served(), 1);
+}
+
+#[tokio::test]
 async fn a_cluster_bulkhead_is_shared_by_every_route_to_the_cluster() {
     let app = upstream("app").await;
     let yaml = format!(
