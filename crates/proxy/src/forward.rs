@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use watertight_config::UpstreamProtocol;
-use watertight_telemetry::trace::RequestTrace;
+use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::bulkhead;
@@ -130,6 +130,18 @@ impl Forward {
                 })?;
         slot.hold(cluster_slot);
         let endpoint = slot.endpoint().clone();
+        if endpoint.priority > 0
+            && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>()
+        {
+            // Served by a standby group: the primary group had nothing available.
+            trace.event(
+                "failover.standby",
+                vec![(
+                    "watertight.priority",
+                    Value::Int(i64::from(endpoint.priority)),
+                )],
+            );
+        }
         let served_by = ServedBy(endpoint.address.clone());
         // A failed attempt: counted against the endpoint (and its breaker) when it says
         // something about the endpoint.

@@ -332,3 +332,51 @@ async fn retries_are_sibling_client_spans_under_the_server_span() {
             .any(|kv| kv.key == "watertight.retry_reason")
     );
 }
+
+#[tokio::test]
+async fn a_request_served_by_a_standby_group_carries_a_failover_event() {
+    let receiver = OtlpReceiver::start().await;
+    let standby = upstream("app").await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let yaml = traced(standby.local_addr(), "edge", receiver.address, "  head_ratio: 1.0\n")
+        .replace(
+            &format!("      - address: \"{}\"\n", standby.local_addr()),
+            &format!(
+                "      - {{ address: \"{dead}\", priority: 0 }}\n      - {{ address: \"{}\", priority: 1 }}\n",
+                standby.local_addr()
+            ),
+        )
+        .replace(
+            "  - name: app\n",
+            "  - name: app\n    health_check: { interval: 50ms, timeout: 200ms, rise: 1, fall: 1, tcp: {} }\n",
+        );
+    let (proxy, address) = proxy(&yaml).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proxy.current().cluster_status()[0].active_priority != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fails over to the standby"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
+    let spans = receiver
+        .wait_for(|spans| spans.iter().any(|s| s.is_server()))
+        .await;
+    let server = spans.iter().find(|s| s.is_server()).unwrap();
+    let event = server
+        .span
+        .events
+        .iter()
+        .find(|e| e.name == "failover.standby")
+        .expect("a failover event on the server span");
+    assert!(
+        event
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "watertight.priority")
+    );
+}
