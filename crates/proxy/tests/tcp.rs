@@ -55,16 +55,8 @@ async fn tcp_proxy(
     listener: &[&str],
     cluster: &[&str],
 ) -> (Proxy, SocketAddr) {
-    let lines = |extra: &[&str]| {
-        extra
-            .iter()
-            .map(|l| format!("    {l}\n"))
-            .collect::<String>()
-    };
-    let endpoints: String = endpoints
-        .iter()
-        .map(|e| format!("      - address: \"{e}\"\n"))
-        .collect();
+    let lines = support::field_lines;
+    let endpoints = support::endpoint_lines(endpoints);
     proxy(&format!(
         "access_log: \"off\"\nlisteners:\n  - name: db\n    address: 127.0.0.1:0\n    protocol: tcp\n    cluster: db\n{}clusters:\n  - name: db\n    connect_timeout: 1s\n{}    endpoints:\n{endpoints}",
         lines(listener),

@@ -136,21 +136,26 @@ pub fn echoed(answer: &Answer, name: &str) -> Option<String> {
 /// cluster `app` over `endpoints`. `cluster` and `listener` add `key: value` lines to the
 /// cluster and the listener.
 pub fn one_cluster(endpoints: &[SocketAddr], cluster: &[&str], listener: &[&str]) -> String {
-    let lines = |extra: &[&str]| {
-        extra
-            .iter()
-            .map(|l| format!("    {l}\n"))
-            .collect::<String>()
-    };
-    let endpoints: String = endpoints
-        .iter()
-        .map(|e| format!("      - address: \"{e}\"\n"))
-        .collect();
+    let lines = field_lines;
+    let endpoints = endpoint_lines(endpoints);
     format!(
         "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n{}    routes:\n      - name: all\n        cluster: app\nclusters:\n  - name: app\n{}    endpoints:\n{endpoints}",
         lines(listener),
         lines(cluster),
     )
+}
+
+/// `extra` as `key: value` lines of a listener or cluster (four spaces in).
+pub fn field_lines(extra: &[&str]) -> String {
+    extra.iter().map(|l| format!("    {l}\n")).collect()
+}
+
+/// A cluster's `endpoints:` items for `endpoints`.
+pub fn endpoint_lines(endpoints: &[SocketAddr]) -> String {
+    endpoints
+        .iter()
+        .map(|e| format!("      - address: \"{e}\"\n"))
+        .collect()
 }
 
 /// A proxy from [`one_cluster`] with one endpoint.
