@@ -1,4 +1,4 @@
-//! Endpoint pickers for watertight's clusters.
+//! Endpoint pickers for watertight's clusters, and consistent hashing ([`hashing`]).
 //!
 //! A cluster asks its picker for an endpoint index on every request. Pickers here are pure:
 //! no I/O, no clock, no hidden randomness (callers pass random numbers in), so the same inputs
@@ -17,6 +17,7 @@
 //! assert_eq!(lr.pick(|i| in_flight[i], 0, 1), 1);
 //! ```
 
+pub mod hashing;
 mod least_request;
 mod peak_ewma;
 mod round_robin;
