@@ -11,8 +11,8 @@ use crate::faults::Faults;
 use crate::service::SampleService;
 
 /// The fleet: catalog is replicated, recommendations is the one to slow down, checkout sits
-/// on the critical path.
-const FLEET: [(&str, usize); 3] = [("catalog", 3), ("recommendations", 1), ("checkout", 1)];
+/// on the critical path with a primary (replica 0) and a standby (replica 1).
+const FLEET: [(&str, usize); 3] = [("catalog", 3), ("recommendations", 1), ("checkout", 2)];
 
 /// A control action from the admin API. As JSON: `{"action":"stop"}`, `{"action":"start"}`,
 /// `{"action":"reset_faults"}`, `{"action":"set_faults","faults":{"latency_ms":800}}`.
@@ -29,7 +29,8 @@ pub enum Control {
     ResetFaults,
 }
 
-/// The demo's fleet: catalog (3 replicas), recommendations (1), checkout (1).
+/// The demo's fleet: catalog (3 replicas), recommendations (1), checkout (2: primary and
+/// standby).
 pub struct DemoFleet {
     services: Vec<(String, Vec<SampleService>)>,
 }

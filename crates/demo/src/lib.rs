@@ -13,6 +13,7 @@
 //! | path | what it does |
 //! |---|---|
 //! | `/` | tiny fixed body; the benchmark path |
+//! | `/healthz` | `200 ok` for health checks; faults apply, but it is not counted as served |
 //! | `/echo`, `/echo/...` | JSON description of the request (headers in received order), body counted |
 //! | `/bytes?n=N[&chunk=C]` | streams `N` pattern bytes in chunks of `C` (default 64 KiB) |
 //! | `POST`/`PUT /upload` | consumes the body as a stream, answers its length and FNV-1a 64 hash |

@@ -27,6 +27,10 @@ impl fmt::Display for AbortConnection {
 
 impl std::error::Error for AbortConnection {}
 
+/// The path health checks ask: `200 ok`, unless the fault knobs say otherwise, so a faulted
+/// replica fails its checks as it fails its traffic.
+const HEALTH_PATH: &str = "/healthz";
+
 pub(crate) async fn handle(
     conn: Arc<ConnectionContext>,
     request: Request<Incoming>,
@@ -36,7 +40,11 @@ pub(crate) async fn handle(
         if endpoints::fault::is_control(local_path(replica.name(), request.uri().path())) {
             endpoints::fault::respond(replica, request).await
         } else {
-            replica.count_request();
+            // Health checks arrive every few hundred ms; counting them would drown the
+            // requests a person sends in `requests_served`.
+            if local_path(replica.name(), request.uri().path()) != HEALTH_PATH {
+                replica.count_request();
+            }
             let faults = replica.faults();
             if faults.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -71,6 +79,8 @@ async fn route(conn: &ConnectionContext, request: Request<Incoming>) -> DemoResp
     }
     if path == "/" {
         text(StatusCode::OK, replica.root_body())
+    } else if path == HEALTH_PATH {
+        text(StatusCode::OK, "ok\n")
     } else if path == "/echo" || path.starts_with("/echo/") {
         endpoints::echo::respond(replica, request).await
     } else if path == "/bytes" {
@@ -85,8 +95,8 @@ async fn route(conn: &ConnectionContext, request: Request<Incoming>) -> DemoResp
         text(
             StatusCode::NOT_FOUND,
             format!(
-                "no endpoint {path} on {}; try /, /echo, /bytes?n=1024, /upload, /delay?ms=100, \
-                 /status/503, /ws, /fault\n",
+                "no endpoint {path} on {}; try /, /healthz, /echo, /bytes?n=1024, /upload, \
+                 /delay?ms=100, /status/503, /ws, /fault\n",
                 replica.name()
             ),
         )

@@ -99,7 +99,7 @@ impl SampleService {
     }
 
     /// Requests received, across restarts, faulted ones included; the `/fault` control
-    /// endpoints are not counted.
+    /// endpoints and `/healthz` are not counted.
     pub fn requests_served(&self) -> u64 {
         self.replica.requests_served()
     }

@@ -199,3 +199,30 @@ async fn unknown_path_is_404_listing_the_endpoints() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(String::from_utf8_lossy(&reply.body).contains("/echo"));
 }
+
+#[tokio::test]
+async fn healthz_passes_unless_faulted_and_is_not_counted_as_served() {
+    let service = start("checkout").await;
+    let reply = get(service.local_addr(), "/healthz").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(&reply.body[..], b"ok\n");
+    assert_eq!(
+        get(service.local_addr(), "/checkout/healthz").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        service.requests_served(),
+        0,
+        "health checks are not traffic"
+    );
+
+    service.set_faults(watertight_demo::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    assert_ne!(
+        get(service.local_addr(), "/healthz").await.status,
+        StatusCode::OK,
+        "a faulted replica fails its checks"
+    );
+}

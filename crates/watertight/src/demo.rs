@@ -30,6 +30,10 @@ pub struct DemoArgs {
     /// Where the admin API listens (default 127.0.0.1:9901).
     #[arg(long)]
     admin_listen: Option<String>,
+    /// Start the sample services on free ports the OS picks, instead of the embedded
+    /// config's 91xx, and point the clusters at them: to run beside another demo, or in tests.
+    #[arg(long)]
+    free_sample_ports: bool,
 }
 
 /// Runs the demo until SIGTERM / SIGINT.
@@ -46,13 +50,24 @@ pub fn run(args: DemoArgs) -> ExitCode {
         }
     };
     serve::block_on(async move {
-        let layout = fleet_layout(&loaded.config);
+        let layout = fleet_layout(&loaded.config, args.free_sample_ports);
         let fleet = match DemoFleet::start_at(&layout).await {
             Ok(fleet) => Arc::new(fleet),
             Err(error) => {
                 eprintln!("watertight demo: cannot start the sample services: {error}");
                 return ExitCode::FAILURE;
             }
+        };
+        let loaded = if args.free_sample_ports {
+            match point_clusters_at(loaded.config, &fleet) {
+                Ok(loaded) => loaded,
+                Err(message) => {
+                    eprintln!("watertight demo: {message}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            loaded
         };
         print_guide(&loaded.config, &fleet);
         serve::run(loaded, None, Some(("/demo", admin_handler(fleet)))).await
@@ -71,19 +86,40 @@ fn demo_config(listen: Option<&str>, admin: Option<&str>) -> Result<Loaded, Stri
     Loaded::from_config(loaded.config).map_err(|problems| problems.to_string())
 }
 
-/// Each sample service's replica addresses, from the cluster of the same name.
-fn fleet_layout(config: &config::Config) -> Vec<(String, Vec<SocketAddr>)> {
+/// Each sample service's replica addresses, from the cluster of the same name (with port 0,
+/// so the OS picks, when `free_ports`).
+fn fleet_layout(config: &config::Config, free_ports: bool) -> Vec<(String, Vec<SocketAddr>)> {
     DemoFleet::service_names()
         .filter_map(|name| {
             let cluster = config.clusters.iter().find(|c| c.name == name)?;
             let addresses = cluster
                 .endpoints
                 .iter()
-                .filter_map(|e| e.address.parse().ok())
+                .filter_map(|e| e.address.parse::<SocketAddr>().ok())
+                .map(|a| {
+                    if free_ports {
+                        SocketAddr::new(a.ip(), 0)
+                    } else {
+                        a
+                    }
+                })
                 .collect();
             Some((name.to_owned(), addresses))
         })
         .collect()
+}
+
+/// The config with each sample service's cluster pointing at the ports its replicas got,
+/// endpoint by endpoint in order (priorities and the rest stay).
+fn point_clusters_at(mut config: config::Config, fleet: &DemoFleet) -> Result<Loaded, String> {
+    for (name, addresses) in fleet.services() {
+        if let Some(cluster) = config.clusters.iter_mut().find(|c| c.name == name) {
+            for (endpoint, address) in cluster.endpoints.iter_mut().zip(addresses) {
+                endpoint.address = address.to_string();
+            }
+        }
+    }
+    Loaded::from_config(config).map_err(|problems| problems.to_string())
 }
 
 fn print_guide(config: &config::Config, fleet: &DemoFleet) {
@@ -116,6 +152,9 @@ fn print_guide(config: &config::Config, fleet: &DemoFleet) {
          \x20 curl -X POST http://{admin}/demo/catalog/0/stop    # take a replica away\n\
          \x20 curl http://{admin}/demo                           # services and their knobs\n\
          \x20 curl http://{admin}/clusters                       # what the proxy sees\n\
+         \x20 curl -X POST http://{admin}/demo/checkout/0/stop   # checkout fails over to its standby\n\
+         \x20 curl -X POST http://{admin}/demo/checkout/0/start  # ... and back once checks pass\n\
+         \x20 watertight drill --admin http://{admin} --cluster checkout --target http://{proxy}/checkout\n\
          access log (JSON lines) follows on stdout; Ctrl-C drains and exits.\n"
     );
 }

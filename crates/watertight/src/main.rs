@@ -2,6 +2,7 @@
 //! library crates (`watertight-proxy`, `-config`, `-admin`, `-demo`).
 
 mod demo;
+mod drill;
 mod quick;
 mod serve;
 
@@ -36,6 +37,9 @@ enum Command {
     },
     /// Run the proxy with built-in sample services on loopback, ready to poke.
     Demo(demo::DemoArgs),
+    /// Fail a cluster over to its standby group and back through the admin API, measuring
+    /// detection, failover and failback times and the failed probes on the way.
+    Drill(drill::DrillArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         }
         Command::Proxy(args) => proxy(args),
         Command::Demo(args) => demo::run(args),
+        Command::Drill(args) => drill::run(args),
     }
 }
 
