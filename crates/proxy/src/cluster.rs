@@ -518,6 +518,9 @@ pub struct Cluster {
     groups: Vec<Group>,
     /// The group traffic goes to (an index into `groups`), once chosen.
     active: AtomicUsize,
+    /// When traffic last moved between groups, in milliseconds since the Unix epoch (0:
+    /// never).
+    moved_at_ms: AtomicU64,
     failover_metrics: Option<FailoverMetrics>,
     host_rewrite: Option<HeaderValue>,
     metered: bool,
@@ -622,6 +625,7 @@ impl Cluster {
             endpoints,
             groups,
             active: AtomicUsize::new(UNCHOSEN),
+            moved_at_ms: AtomicU64::new(0),
             endpoint_queue,
             failover_metrics: metrics.map(|m| m.failover(&config.name)),
             host_rewrite,
@@ -729,7 +733,10 @@ impl Cluster {
         let group = match self.groups.len() {
             // One group: availability is judged endpoint by endpoint below.
             1 => &self.groups[0],
-            _ => &self.groups[self.select_group(now).ok_or(Unavailable::NoHealthy)?],
+            _ => {
+                let chosen = &self.groups[self.select_group(now).ok_or(Unavailable::NoHealthy)?];
+                self.spill(chosen, tried)
+            }
         };
         let admitted = match &self.adaptive {
             Some(limit) => Some(limit.try_acquire().ok_or(Unavailable::Shed)?),
@@ -831,6 +838,29 @@ impl Cluster {
         }
     }
 
+    /// For a retry (or a TCP connect) that has tried every available endpoint of `chosen`,
+    /// the first other group with an available endpoint it has not tried; else `chosen`. So
+    /// a primary that refuses before its checks mark it down costs one attempt, not the
+    /// request (as Envoy's `previous_priorities` retry plugin does).
+    fn spill<'a>(&'a self, chosen: &'a Group, tried: &[Arc<str>]) -> &'a Group {
+        if tried.is_empty() {
+            return chosen;
+        }
+        let exhausted = |group: &Group| {
+            group.members.iter().all(|&i| {
+                let endpoint = &self.endpoints[i];
+                !endpoint.health.available() || tried.contains(&endpoint.address)
+            })
+        };
+        if !exhausted(chosen) {
+            return chosen;
+        }
+        self.groups
+            .iter()
+            .find(|g| !std::ptr::eq(*g, chosen) && !exhausted(g))
+            .unwrap_or(chosen)
+    }
+
     /// The index, in `group.members`, its picker chooses next.
     fn pick_member(&self, group: &Group) -> usize {
         let members = &group.members;
@@ -896,6 +926,10 @@ impl Cluster {
             return;
         }
         let failback = chosen < previous;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.moved_at_ms.store(now_ms, Ordering::Release);
         let (from, to) = (self.groups[previous].priority, self.groups[chosen].priority);
         if failback {
             tracing::warn!(cluster = %self.config.name, from, to, "failback to a better priority group");
@@ -1028,6 +1062,15 @@ impl Cluster {
             balancer: self.config.balancer,
             protocol: self.config.protocol,
             active_priority: self.active_priority(),
+            moved_at: match self.moved_at_ms.load(Ordering::Acquire) {
+                0 => None,
+                ms => Some(
+                    humantime::format_rfc3339_millis(
+                        std::time::UNIX_EPOCH + Duration::from_millis(ms),
+                    )
+                    .to_string(),
+                ),
+            },
             failback: self.config.failback,
             endpoints: self
                 .endpoints
@@ -1092,6 +1135,9 @@ pub struct ClusterStatus {
     pub protocol: config::UpstreamProtocol,
     /// The priority group traffic goes to now; `null` when no endpoint is available.
     pub active_priority: Option<u32>,
+    /// When traffic last moved between groups (a failover or failback, RFC 3339); `null`
+    /// if it never has.
+    pub moved_at: Option<String>,
     /// How traffic returns to a better group.
     pub failback: config::Failback,
     /// Endpoints with their live counters.

@@ -150,8 +150,10 @@ async fn traffic_fails_over_to_the_standby_group_and_back_after_rise_checks() {
     until("primary healthy", || active_priority(&proxy) == Some(0)).await;
     assert_eq!(spread(address, 10, &[&primary, &standby]).await, [10, 0]);
 
+    assert_eq!(proxy.current().cluster_status()[0].moved_at, None);
     primary.stop().await;
     until("failover", || active_priority(&proxy) == Some(1)).await;
+    assert!(proxy.current().cluster_status()[0].moved_at.is_some());
     assert_eq!(spread(address, 10, &[&standby]).await, [10]);
 
     primary.start_again().await.unwrap();
@@ -300,4 +302,28 @@ async fn a_reload_keeps_drains_and_check_verdicts() {
     assert_eq!(endpoint(&proxy, &a).state, State::Draining);
     assert_eq!(endpoint(&proxy, &b).state, State::Healthy);
     assert!(proxy.is_ready());
+}
+
+#[tokio::test]
+async fn a_retry_goes_to_the_standby_group_when_the_primary_refuses_before_its_checks_notice() {
+    let standby = upstream_replica("app", 1).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_address = dead.local_addr().unwrap();
+    drop(dead);
+    // No active checks: the dead primary stays "healthy", only the retry can find out.
+    let yaml = config(&[(&standby, 1)], &[])
+        .replace(
+            "    endpoints:\n",
+            &format!("    endpoints:\n      - {{ address: \"{dead_address}\", priority: 0 }}\n"),
+        )
+        .replace(
+            "        cluster: app\n",
+            "        cluster: app\n        retry: { attempts: 2, retry_on: [connect-failure] }\n",
+        );
+    let (_proxy, address) = proxy(&yaml).await;
+    for _ in 0..5 {
+        let answer = get(&h1(), address, "/", &[]).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    assert_eq!(standby.requests_served(), 5);
 }
