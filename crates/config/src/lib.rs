@@ -27,6 +27,7 @@ mod decode_error;
 mod diagnostic;
 mod duration;
 mod failover;
+mod hashing;
 mod load;
 mod model;
 mod path;
@@ -44,6 +45,7 @@ pub use failover::{
     Failback, HealthCheck, HttpCheck, OnEndpointDown, PostgresCheck, PostgresRole, ProxyProtocol,
     TcpCheck, parse_status_range, status_expected,
 };
+pub use hashing::{HashAlgorithm, HashKey, HashPolicy, NoKey};
 pub use load::{Loaded, load_file, load_str, version_of};
 pub use model::*;
 pub use resilience::{

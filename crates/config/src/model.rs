@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Duration;
 use crate::failover::{Failback, HealthCheck, OnEndpointDown, ProxyProtocol};
+use crate::hashing::HashPolicy;
 use crate::resilience::{
     AdaptiveConcurrency, Bulkhead, CircuitBreaker, EndpointBulkhead, Fallback, OutlierDetection,
     Retry,
@@ -168,6 +169,9 @@ pub struct Cluster {
     /// How a request picks an endpoint.
     #[serde(default)]
     pub balancer: Balancer,
+    /// `balancer: hash`: the key and the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashPolicy>,
     /// The HTTP version spoken to the upstream.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
@@ -246,6 +250,8 @@ pub enum Balancer {
     /// Power of two choices over a peak-sensitive moving average of latency × requests in
     /// flight; failures and 429s count as slow, so a fast-failing endpoint is not favoured.
     PeakEwma,
+    /// Consistent hashing on a key of the request (the cluster's `hash` section).
+    Hash,
 }
 
 /// The HTTP version spoken to a cluster's endpoints.
@@ -318,6 +324,7 @@ impl Cluster {
             name: name.into(),
             endpoints,
             balancer: Balancer::default(),
+            hash: None,
             protocol: UpstreamProtocol::default(),
             host_rewrite: None,
             connect_timeout: default_connect_timeout(),

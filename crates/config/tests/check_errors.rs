@@ -139,7 +139,7 @@ fn bad_balancer_lists_the_allowed_values() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:15: clusters[0].balancer: unknown value \"fastest\"\n  hint: allowed values: round_robin, least_request, peak_ewma"
+            "config.yaml:9:15: clusters[0].balancer: unknown value \"fastest\"\n  hint: allowed values: round_robin, least_request, peak_ewma, hash"
         ]
     );
 }
@@ -204,7 +204,7 @@ fn type_error_is_reported_with_the_unknown_fields_found_before_it() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead, bulkhead, health_check, failback, on_endpoint_down, proxy_protocol",
+            "config.yaml:9:5: unknown field \"retries\" in clusters[0]\n  hint: known fields: name, endpoints, balancer, hash, protocol, host_rewrite, connect_timeout, request_timeout, pool, circuit_breaker, outlier_detection, adaptive_concurrency, endpoint_bulkhead, bulkhead, health_check, failback, on_endpoint_down, proxy_protocol",
             "config.yaml:10:22: clusters[0].request_timeout: invalid duration \"soon\": expected number at 0\n  hint: write e.g. \"250ms\", \"2s\", \"1m30s\"",
         ]
     );
@@ -733,4 +733,45 @@ clusters:
             "config.yaml:4:15: listener \"pg\" is a tcp listener without a cluster to forward to\n  hint: add \"cluster: NAME\" naming one of the clusters"
         ]
     );
+}
+
+// Consistent hashing
+
+#[test]
+fn hash_balancer_problems_are_located() {
+    let missing = format!("{VALID}    balancer: hash\n");
+    assert_eq!(
+        problems(&missing),
+        [
+            "config.yaml:11:15: cluster \"web\": balancer hash needs a hash section saying what the key is\n  hint: add e.g. \"hash: { key: { header: x-user-id } }\""
+        ]
+    );
+    let wrong = format!(
+        "{VALID}    hash: {{ key: {{ header: \"x user\" }}, algorithm: maglev, table_size: 1000, bounded_load: 0.9 }}\n"
+    );
+    assert_eq!(
+        problems(&wrong),
+        [
+            "config.yaml:11:11: cluster \"web\": a hash section needs balancer: hash\n  hint: set \"balancer: hash\", or remove the hash section",
+            "config.yaml:11:28: hash key header: \"x user\" is not a valid header name\n  hint: a header name is a token: letters, digits and !#$%&'*+-.^_`|~ (RFC 9110)",
+            "config.yaml:11:71: table_size 1000 is not a prime above the endpoint count and at most 10000019\n  hint: use a prime around 100 × the endpoints or more, e.g. 65537 (the default) or 655373",
+            "config.yaml:11:91: bounded_load 0.9 is not above 1 and at most 10\n  hint: 1.25 lets an endpoint carry 25% more than its fair share before keys move on",
+        ]
+    );
+}
+
+#[test]
+fn hash_keys_read_as_words_or_single_entry_mappings() {
+    for key in [
+        "path",
+        "client_address",
+        "{ header: x-user }",
+        "{ cookie: sid }",
+        "{ query: u }",
+    ] {
+        let yaml = format!("{VALID}    balancer: hash\n    hash: {{ key: {key} }}\n");
+        assert!(load_str(&yaml, "config.yaml").is_ok(), "{key}");
+    }
+    let yaml = format!("{VALID}    balancer: hash\n    hash: {{ key: ip }}\n");
+    assert!(load_str(&yaml, "config.yaml").is_err());
 }

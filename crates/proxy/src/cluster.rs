@@ -43,6 +43,7 @@ use watertight_telemetry::trace::{Attempt, RequestTrace};
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
 use crate::error::ErrorKind;
+use crate::hash_balancer::HashBalancer;
 use crate::health::{EndpointHealth, Operator, State};
 
 /// One upstream endpoint and what is known about it right now.
@@ -471,6 +472,43 @@ enum Picker {
     RoundRobin(WeightedRoundRobin),
     LeastRequest(LeastRequest),
     PeakEwma(Arc<PeakEwma>),
+    /// Consistent hashing for requests with a key; the other picker for those without.
+    Hash(Box<HashBalancer>, Box<Picker>),
+}
+
+/// The order in which a pick tries a group's endpoints (indices into the cluster's).
+enum Order<'a> {
+    /// From the picker's choice on, around the group.
+    Rotation { members: &'a [usize], first: usize },
+    /// A key's order of preference.
+    Listed(Vec<usize>),
+}
+
+impl Order<'_> {
+    fn iter(&self) -> OrderIter<'_> {
+        OrderIter { order: self, k: 0 }
+    }
+}
+
+#[derive(Clone)]
+struct OrderIter<'a> {
+    order: &'a Order<'a>,
+    k: usize,
+}
+
+impl Iterator for OrderIter<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let item = match self.order {
+            Order::Rotation { members, first } => {
+                (self.k < members.len()).then(|| members[(first + self.k) % members.len()])
+            }
+            Order::Listed(list) => list.get(self.k).copied(),
+        };
+        self.k += 1;
+        item
+    }
 }
 
 /// How fast a peak-EWMA estimate forgets (Finagle's default).
@@ -486,6 +524,8 @@ struct Group {
     priority: u32,
     /// Indices into the cluster's endpoints.
     members: Vec<usize>,
+    /// The members' weights.
+    weights: Vec<u32>,
     picker: Picker,
     turn: AtomicUsize,
 }
@@ -558,6 +598,30 @@ impl Cluster {
                     config::Balancer::LeastRequest => {
                         Picker::LeastRequest(LeastRequest::new(&weights))
                     }
+                    config::Balancer::Hash => {
+                        let policy = config.hash.as_ref().ok_or_else(|| {
+                            format!(
+                                "cluster {:?}: balancer hash without a hash section",
+                                config.name
+                            )
+                        })?;
+                        let named: Vec<(&str, u32)> = members
+                            .iter()
+                            .map(|&i| (&*endpoints[i].address, endpoints[i].weight))
+                            .collect();
+                        let no_key = match policy.no_key {
+                            config::NoKey::LeastRequest => {
+                                Picker::LeastRequest(LeastRequest::new(&weights))
+                            }
+                            config::NoKey::RoundRobin => {
+                                Picker::RoundRobin(WeightedRoundRobin::new(&weights))
+                            }
+                        };
+                        Picker::Hash(
+                            Box::new(HashBalancer::new(policy, &named)),
+                            Box::new(no_key),
+                        )
+                    }
                     config::Balancer::PeakEwma => {
                         let ewma = Arc::new(PeakEwma::new(
                             &weights,
@@ -571,14 +635,15 @@ impl Cluster {
                         Picker::PeakEwma(ewma)
                     }
                 };
-                Group {
+                Ok(Group {
                     priority,
+                    weights,
                     members,
                     picker,
                     turn: AtomicUsize::new(0),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         if let Some(outlier) = &config.outlier_detection {
             let detector = Arc::new(OutlierDetector::new(
                 OutlierConfig {
@@ -721,6 +786,16 @@ impl Cluster {
     /// of the same request) while any other remains. Endpoints whose breaker is open are
     /// passed over too; if every one is, the request is refused.
     pub fn pick_avoiding(&self, tried: &[Arc<str>]) -> Result<InFlight, Unavailable> {
+        self.pick_keyed(tried, None)
+    }
+
+    /// Like [`pick_avoiding`](Self::pick_avoiding), with the request's hash key for a
+    /// `balancer: hash` cluster: the endpoints are tried in the key's order of preference.
+    pub fn pick_keyed(
+        &self,
+        tried: &[Arc<str>],
+        key: Option<u64>,
+    ) -> Result<InFlight, Unavailable> {
         if self.endpoints.is_empty() {
             return Err(Unavailable::NoEndpoint);
         }
@@ -742,14 +817,11 @@ impl Cluster {
             Some(limit) => Some(limit.try_acquire().ok_or(Unavailable::Shed)?),
             None => None,
         };
-        let members = &group.members;
-        let count = members.len();
-        let first = self.pick_member(group);
-        // Available endpoints from the picked one on: untried first, then those this request
-        // tried.
+        let order = self.order(group, key);
+        // Available endpoints in that order: untried first, then those this request tried.
         let candidates = || {
-            let order = (0..count)
-                .map(move |k| members[(first + k) % count])
+            let order = order
+                .iter()
                 .filter(|&i| self.endpoints[i].health.available());
             let untried = order
                 .clone()
@@ -805,9 +877,10 @@ impl Cluster {
     pub async fn pick_queued(
         &self,
         tried: &[Arc<str>],
+        key: Option<u64>,
         deadline: Option<Instant>,
     ) -> Result<InFlight, Unavailable> {
-        let first = self.pick_avoiding(tried);
+        let first = self.pick_keyed(tried, key);
         let Some(queue) = &self.endpoint_queue else {
             return first;
         };
@@ -828,7 +901,7 @@ impl Cluster {
             tokio::pin!(freed);
             // Registered before the pick, so a place freed in between is not missed.
             freed.as_mut().enable();
-            match self.pick_avoiding(tried) {
+            match self.pick_keyed(tried, key) {
                 Err(Unavailable::EndpointsFull) => {}
                 other => return other,
             }
@@ -861,11 +934,51 @@ impl Cluster {
             .unwrap_or(chosen)
     }
 
-    /// The index, in `group.members`, its picker chooses next.
-    fn pick_member(&self, group: &Group) -> usize {
+    /// The hash key of `request` for a `balancer: hash` cluster (`None` for other balancers,
+    /// or a request without the key).
+    pub fn hash_key<B>(&self, request: &http::Request<B>) -> Option<u64> {
+        let policy = self.config.hash.as_ref()?;
+        let client = request
+            .extensions()
+            .get::<crate::edge::ClientAddress>()
+            .map(|c| c.0.ip());
+        crate::hash_balancer::request_key(&policy.key, request, client)
+    }
+
+    /// The hash key of a TCP session from `client`, for a cluster that hashes on the client
+    /// address (TCP sessions have no other key).
+    pub fn session_key(&self, client: std::net::IpAddr) -> Option<u64> {
+        match &self.config.hash.as_ref()?.key {
+            config::HashKey::ClientAddress => Some(crate::hash_balancer::client_key(client)),
+            _ => None,
+        }
+    }
+
+    /// The order in which a pick tries `group`'s endpoints: the key's order of preference
+    /// for a hash balancer given a key, else around the group from the picker's choice.
+    fn order<'a>(&'a self, group: &'a Group, key: Option<u64>) -> Order<'a> {
+        if let (Picker::Hash(balancer, _), Some(key)) = (&group.picker, key) {
+            let members = &group.members;
+            let local = balancer.order(
+                key,
+                |i| self.endpoints[members[i]].in_flight(),
+                |i| self.endpoints[members[i]].health.available(),
+                &group.weights,
+            );
+            return Order::Listed(local.into_iter().map(|i| members[i]).collect());
+        }
+        Order::Rotation {
+            members: &group.members,
+            first: self.pick_member(group, &group.picker),
+        }
+    }
+
+    /// The index, in `group.members`, `picker` chooses next.
+    fn pick_member(&self, group: &Group, picker: &Picker) -> usize {
         let members = &group.members;
-        match &group.picker {
+        match picker {
             _ if members.len() <= 1 => 0,
+            Picker::Hash(_, no_key) => self.pick_member(group, no_key),
             Picker::RoundRobin(rr) => rr.pick(group.turn.fetch_add(1, Ordering::Relaxed)),
             Picker::LeastRequest(lr) => lr.pick(
                 |i| self.endpoints[members[i]].in_flight(),

@@ -35,6 +35,10 @@ pub const REASON_HEADER: &str = "x-watertight-reason";
 #[derive(Clone, Copy, Debug)]
 pub struct Arrival(pub Instant);
 
+/// The client's address, carried in a request's extensions (a hash balancer may key on it).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub SocketAddr);
+
 /// What the edge knows about the client connection a request came on.
 pub struct Connection {
     /// The current config snapshot.
@@ -127,6 +131,9 @@ pub async fn handle(
                     let mut request = prepare(request, connection.client);
                     // The route's deadline runs from here: queue waits and retries count.
                     request.extensions_mut().insert(Arrival(started));
+                    request
+                        .extensions_mut()
+                        .insert(ClientAddress(connection.client));
                     route.call(request).await
                 }
             }

@@ -104,30 +104,30 @@ impl Forward {
             None => None,
         };
         let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
-        let mut slot =
-            self.cluster
-                .pick_queued(tried, whole)
-                .await
-                .map_err(|refused| match refused {
-                    Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
-                    Unavailable::NoHealthy => ProxyError::new(ErrorKind::NoHealthyEndpoint)
-                        .retry_after(Duration::from_secs(1)),
-                    Unavailable::EndpointsFull => {
-                        ProxyError::new(ErrorKind::BulkheadFull).retry_after(Duration::from_secs(1))
+        let mut slot = self
+            .cluster
+            .pick_queued(tried, self.cluster.hash_key(&request), whole)
+            .await
+            .map_err(|refused| match refused {
+                Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
+                Unavailable::NoHealthy => ProxyError::new(ErrorKind::NoHealthyEndpoint)
+                    .retry_after(Duration::from_secs(1)),
+                Unavailable::EndpointsFull => {
+                    ProxyError::new(ErrorKind::BulkheadFull).retry_after(Duration::from_secs(1))
+                }
+                Unavailable::EndpointQueueTimeout => {
+                    ProxyError::new(ErrorKind::QueueTimeout).retry_after(Duration::from_secs(1))
+                }
+                Unavailable::Shed => {
+                    ProxyError::new(ErrorKind::Shed).retry_after(Duration::from_secs(1))
+                }
+                Unavailable::BreakerOpen { retry_after } => {
+                    if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
+                        trace.event("breaker.rejected", Vec::new());
                     }
-                    Unavailable::EndpointQueueTimeout => {
-                        ProxyError::new(ErrorKind::QueueTimeout).retry_after(Duration::from_secs(1))
-                    }
-                    Unavailable::Shed => {
-                        ProxyError::new(ErrorKind::Shed).retry_after(Duration::from_secs(1))
-                    }
-                    Unavailable::BreakerOpen { retry_after } => {
-                        if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
-                            trace.event("breaker.rejected", Vec::new());
-                        }
-                        ProxyError::new(ErrorKind::BreakerOpen).retry_after(retry_after)
-                    }
-                })?;
+                    ProxyError::new(ErrorKind::BreakerOpen).retry_after(retry_after)
+                }
+            })?;
         slot.hold(cluster_slot);
         let endpoint = slot.endpoint().clone();
         if endpoint.priority > 0

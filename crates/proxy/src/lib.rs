@@ -33,6 +33,7 @@ pub mod error;
 mod exchange;
 pub mod fallback;
 pub mod forward;
+mod hash_balancer;
 pub mod headers;
 pub mod health;
 mod proxy;

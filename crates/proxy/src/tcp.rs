@@ -91,7 +91,7 @@ async fn session(client: TcpStream, peer: SocketAddr, forward: &TcpForward) -> &
         },
         None => None,
     };
-    let (upstream, mut slot) = match connect(&forward.cluster).await {
+    let (upstream, mut slot) = match connect(&forward.cluster, peer).await {
         Ok(connected) => connected,
         Err(reason) => return reason,
     };
@@ -156,12 +156,16 @@ async fn session(client: TcpStream, peer: SocketAddr, forward: &TcpForward) -> &
 }
 
 /// Picks an endpoint and connects to it, moving to another one while connects fail.
-async fn connect(cluster: &Cluster) -> Result<(TcpStream, InFlight), &'static str> {
+async fn connect(
+    cluster: &Cluster,
+    client: SocketAddr,
+) -> Result<(TcpStream, InFlight), &'static str> {
     let timeout = cluster.config().connect_timeout.get();
+    let key = cluster.session_key(client.ip());
     let mut tried: Vec<Arc<str>> = Vec::new();
     loop {
         let mut slot = cluster
-            .pick_avoiding(&tried)
+            .pick_keyed(&tried, key)
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint | Unavailable::NoHealthy => "no-healthy-endpoint",
                 _ => "refused",

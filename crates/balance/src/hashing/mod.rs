@@ -34,7 +34,7 @@ mod rendezvous;
 mod ring;
 
 pub use bounded::BoundedLoad;
-pub use maglev::{DEFAULT_TABLE_SIZE, Maglev};
+pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, is_prime};
 pub use rendezvous::Rendezvous;
 pub use ring::{DEFAULT_POINTS_PER_WEIGHT, Ring};
 

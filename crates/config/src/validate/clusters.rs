@@ -42,6 +42,7 @@ pub(super) fn check(config: &Config, found: &mut Vec<Finding>) {
             super::failover::check_health(check, &path.key("health_check"), found);
         }
         super::failover::check_proxy_protocol(config, cluster, &path, found);
+        super::hashing::check(cluster, &path, found);
         let subject = format!("cluster {:?}", cluster.name);
         if cluster.endpoints.is_empty() {
             found.push(

@@ -13,6 +13,7 @@ mod access_log;
 mod clusters;
 mod failover;
 mod finding;
+mod hashing;
 mod http_syntax;
 mod listeners;
 mod names;
