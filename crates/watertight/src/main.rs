@@ -4,6 +4,7 @@
 mod demo;
 mod drill;
 mod quick;
+mod ring;
 mod serve;
 
 use std::io::IsTerminal;
@@ -40,6 +41,11 @@ enum Command {
     /// Fail a cluster over to its standby group and back through the admin API, measuring
     /// detection, failover and failback times and the failed probes on the way.
     Drill(drill::DrillArgs),
+    /// Consistent-hashing tools.
+    Ring {
+        #[command(subcommand)]
+        command: ring::RingCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy(args),
         Command::Demo(args) => demo::run(args),
         Command::Drill(args) => drill::run(args),
+        Command::Ring { command } => ring::run(command),
     }
 }
 

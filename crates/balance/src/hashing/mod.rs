@@ -32,6 +32,7 @@ mod bounded;
 mod maglev;
 mod rendezvous;
 mod ring;
+pub mod simulate;
 
 pub use bounded::BoundedLoad;
 pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, is_prime};
