@@ -1,5 +1,9 @@
 //! A hash ring with virtual nodes: each node owns `points_per_weight` × weight points on a
 //! 64-bit circle; a key belongs to the first point at or after its hash.
+//!
+//! A lookup does not binary-search the whole circle: an index over the top bits of the hash
+//! (a bucket per two to four points, 4 bytes each) gives the few points a key's bucket can
+//! hold, and only those are searched. The answer is the same as a search of the whole array.
 
 use super::{HashTable, Seen, node_hash};
 
@@ -16,6 +20,10 @@ pub struct Ring {
     nodes: usize,
     /// Nodes that own points (weight above 0).
     owning: usize,
+    /// For each bucket of the top `64 - shift` bits, the first point at or past its start
+    /// (one more entry at the end: the point count).
+    index: Vec<u32>,
+    shift: u32,
 }
 
 impl Ring {
@@ -34,8 +42,11 @@ impl Ring {
         }
         // Ties (vanishingly rare) go to the lower index, the same everywhere.
         points.sort_unstable();
-        let (points, owners) = points.into_iter().unzip();
+        let (points, owners): (Vec<u64>, Vec<u32>) = points.into_iter().unzip();
+        let (index, shift) = bucket_index(&points);
         Self {
+            index,
+            shift,
             points,
             owners,
             nodes: nodes.len(),
@@ -50,9 +61,35 @@ impl Ring {
 
     /// The index of the first point at or after `key`, wrapping around.
     fn position(&self, key: u64) -> usize {
-        let at = self.points.partition_point(|&p| p < key);
+        // Every point before `lo` is below the key's bucket; the point at `hi`, if any, is
+        // at or past the next bucket's start: the answer lies in `lo..=hi`.
+        let bucket = (key >> self.shift) as usize;
+        let (lo, hi) = (self.index[bucket] as usize, self.index[bucket + 1] as usize);
+        let at = lo + self.points[lo..hi].partition_point(|&p| p < key);
         if at == self.points.len() { 0 } else { at }
     }
+}
+
+/// The bucket index of sorted `points`: a bucket per two to four points (at most 2^24), each
+/// entry the first point at or past the bucket's start; and the shift that takes a hash to
+/// its bucket.
+fn bucket_index(points: &[u64]) -> (Vec<u32>, u32) {
+    let bits = (usize::BITS - points.len().max(2).leading_zeros())
+        .saturating_sub(2)
+        .clamp(1, 24);
+    let shift = 64 - bits;
+    let buckets = 1usize << bits;
+    let mut index = Vec::with_capacity(buckets + 1);
+    let mut at = 0;
+    for bucket in 0..buckets as u64 {
+        let start = bucket << shift;
+        while at < points.len() && points[at] < start {
+            at += 1;
+        }
+        index.push(at as u32);
+    }
+    index.push(points.len() as u32);
+    (index, shift)
 }
 
 impl HashTable for Ring {
@@ -109,6 +146,24 @@ mod tests {
         let ring = Ring::new(&[], 160);
         assert_eq!(ring.lookup(7), None);
         assert_eq!(ring.candidates(7).count(), 0);
+    }
+
+    #[test]
+    fn the_bucket_index_finds_what_a_whole_search_finds() {
+        let ring = Ring::new(&[("a", 1), ("b", 2), ("c", 1)], 50);
+        let whole = |key: u64| {
+            let at = ring.points.partition_point(|&p| p < key);
+            if at == ring.points.len() { 0 } else { at }
+        };
+        let mut keys: Vec<u64> = (0..20_000u64).map(|k| key_hash(&k.to_le_bytes())).collect();
+        // The edges: every point, one either side of it, and the ends of the circle.
+        for &p in &ring.points {
+            keys.extend([p, p.wrapping_sub(1), p.wrapping_add(1)]);
+        }
+        keys.extend([0, u64::MAX]);
+        for key in keys {
+            assert_eq!(ring.position(key), whole(key), "key {key:#x}");
+        }
     }
 
     #[test]
