@@ -43,7 +43,7 @@ use watertight_telemetry::trace::{Attempt, RequestTrace};
 use crate::body::ProxyBody;
 use crate::connector::EndpointConnector;
 use crate::error::ErrorKind;
-use crate::hash_balancer::HashBalancer;
+use crate::hash_balancer::{Caps, HashBalancer};
 use crate::health::{EndpointHealth, Operator, State};
 
 /// One upstream endpoint and what is known about it right now.
@@ -480,34 +480,73 @@ enum Picker {
 enum Order<'a> {
     /// From the picker's choice on, around the group.
     Rotation { members: &'a [usize], first: usize },
-    /// A key's order of preference.
-    Listed(Vec<usize>),
+    /// A key's order of preference, walked lazily; with a load bound, the endpoints at or over
+    /// their cap after the others.
+    Hashed {
+        cluster: &'a Cluster,
+        group: &'a Group,
+        balancer: &'a HashBalancer,
+        key: u64,
+        caps: Option<Caps<'a>>,
+    },
 }
 
 impl Order<'_> {
+    /// A fresh walk of the order.
     fn iter(&self) -> OrderIter<'_> {
-        OrderIter { order: self, k: 0 }
+        match self {
+            Order::Rotation { members, first } => OrderIter::Rotation {
+                members,
+                first: *first,
+                k: 0,
+            },
+            Order::Hashed {
+                cluster,
+                group,
+                balancer,
+                key,
+                caps,
+            } => {
+                let members = &group.members;
+                let Some(caps) = caps else {
+                    return OrderIter::Hashed(Box::new(
+                        balancer.walk(*key).map(move |i| members[i]),
+                    ));
+                };
+                let over = move |local: usize| {
+                    caps.over(local, cluster.endpoints[members[local]].in_flight())
+                };
+                let under = balancer.walk(*key).filter(move |&i| !over(i));
+                let at_cap = balancer.walk(*key).filter(move |&i| over(i));
+                OrderIter::Hashed(Box::new(under.chain(at_cap).map(move |i| members[i])))
+            }
+        }
     }
 }
 
-#[derive(Clone)]
-struct OrderIter<'a> {
-    order: &'a Order<'a>,
-    k: usize,
+/// A walk of an [`Order`]: a rotation needs no allocation; a hash walk is boxed (only
+/// `balancer: hash` clusters pay for it).
+enum OrderIter<'a> {
+    Rotation {
+        members: &'a [usize],
+        first: usize,
+        k: usize,
+    },
+    Hashed(Box<dyn Iterator<Item = usize> + 'a>),
 }
 
 impl Iterator for OrderIter<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        let item = match self.order {
-            Order::Rotation { members, first } => {
-                (self.k < members.len()).then(|| members[(first + self.k) % members.len()])
+        match self {
+            OrderIter::Rotation { members, first, k } => {
+                let item = (*k < members.len()).then(|| members[(*first + *k) % members.len()]);
+                *k += 1;
+                item
             }
-            Order::Listed(list) => list.get(self.k).copied(),
-        };
-        self.k += 1;
-        item
+            OrderIter::Hashed(walk) => walk.next(),
+        }
     }
 }
 
@@ -820,13 +859,16 @@ impl Cluster {
         let order = self.order(group, key);
         // Available endpoints in that order: untried first, then those this request tried.
         let candidates = || {
-            let order = order
-                .iter()
-                .filter(|&i| self.endpoints[i].health.available());
+            let available = |&i: &usize| self.endpoints[i].health.available();
             let untried = order
-                .clone()
+                .iter()
+                .filter(available)
                 .filter(|&i| !tried.contains(&self.endpoints[i].address));
-            untried.chain(order.filter(|&i| tried.contains(&self.endpoints[i].address)))
+            let retried = order
+                .iter()
+                .filter(available)
+                .filter(|&i| tried.contains(&self.endpoints[i].address));
+            untried.chain(retried)
         };
         let mut soonest: Option<Duration> = None;
         let mut full = false;
@@ -959,13 +1001,18 @@ impl Cluster {
     fn order<'a>(&'a self, group: &'a Group, key: Option<u64>) -> Order<'a> {
         if let (Picker::Hash(balancer, _), Some(key)) = (&group.picker, key) {
             let members = &group.members;
-            let local = balancer.order(
-                key,
+            let caps = balancer.caps(
                 |i| self.endpoints[members[i]].in_flight(),
                 |i| self.endpoints[members[i]].health.available(),
                 &group.weights,
             );
-            return Order::Listed(local.into_iter().map(|i| members[i]).collect());
+            return Order::Hashed {
+                cluster: self,
+                group,
+                balancer,
+                key,
+                caps,
+            };
         }
         Order::Rotation {
             members: &group.members,

@@ -42,35 +42,57 @@ impl HashBalancer {
         }
     }
 
-    /// The group's members (local indices) for `key`, in order of preference; with a load
-    /// bound, those at or over it (by `in_flight`, among the `available` ones) come after the
-    /// rest.
-    pub(crate) fn order(
+    /// The group's members (local indices) for `key`, in order of preference, walked lazily:
+    /// a pick usually needs only the first.
+    pub(crate) fn walk(&self, key: u64) -> Box<dyn Iterator<Item = usize> + '_> {
+        match &self.table {
+            Table::Ring(t) => Box::new(t.candidates(key)),
+            Table::Maglev(t) => Box::new(t.candidates(key)),
+            Table::Rendezvous(t) => Box::new(t.candidates(key)),
+        }
+    }
+
+    /// The load bound now, if there is one: the loads (`in_flight`) of the `available`
+    /// members and the share of the weight they hold, so [`Caps::over`] can tell who is at
+    /// or over its cap.
+    pub(crate) fn caps(
         &self,
-        key: u64,
         in_flight: impl Fn(usize) -> u32,
         available: impl Fn(usize) -> bool,
         weights: &[u32],
-    ) -> Vec<usize> {
-        let mut order: Vec<usize> = match &self.table {
-            Table::Ring(t) => t.candidates(key).collect(),
-            Table::Maglev(t) => t.candidates(key).collect(),
-            Table::Rendezvous(t) => t.candidates(key).collect(),
-        };
-        if let Some(bounded) = &self.bounded {
-            let live: Vec<usize> = (0..weights.len()).filter(|&i| available(i)).collect();
-            let total: u64 = live.iter().map(|&i| u64::from(in_flight(i))).sum();
-            let all: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-            let live_weight: u64 = live.iter().map(|&i| u64::from(weights[i])).sum();
-            let live_share = if all == 0 {
+    ) -> Option<Caps<'_>> {
+        let bounded = self.bounded.as_ref()?;
+        let (mut total, mut live_weight, mut all) = (0u64, 0u64, 0u64);
+        for (i, &weight) in weights.iter().enumerate() {
+            all += u64::from(weight);
+            if available(i) {
+                total += u64::from(in_flight(i));
+                live_weight += u64::from(weight);
+            }
+        }
+        Some(Caps {
+            bounded,
+            total,
+            live_share: if all == 0 {
                 0.0
             } else {
                 live_weight as f64 / all as f64
-            };
-            // Stable: keys keep their order within each part.
-            order.sort_by_key(|&i| u64::from(in_flight(i)) >= bounded.cap(i, total, live_share));
-        }
-        order
+            },
+        })
+    }
+}
+
+/// A load bound evaluated for one pick.
+pub(crate) struct Caps<'a> {
+    bounded: &'a BoundedLoad,
+    total: u64,
+    live_share: f64,
+}
+
+impl Caps<'_> {
+    /// Whether member `i` (local index), carrying `load`, is at or over its cap.
+    pub(crate) fn over(&self, i: usize, load: u32) -> bool {
+        u64::from(load) >= self.bounded.cap(i, self.total, self.live_share)
     }
 }
 
@@ -166,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_over_the_load_bound_go_to_the_back() {
+    fn the_load_bound_tells_who_is_over_its_cap() {
         let policy = HashPolicy {
             key: HashKey::Path,
             algorithm: HashAlgorithm::Rendezvous,
@@ -176,17 +198,15 @@ mod tests {
             no_key: Default::default(),
         };
         let balancer = HashBalancer::new(&policy, &[("a", 1), ("b", 1), ("c", 1)]);
-        let key = key_hash(b"/hot");
-        let unloaded = balancer.order(key, |_| 0, |_| true, &[1, 1, 1]);
-        let home = unloaded[0];
-        // The home carries 10 of 10 in flight: cap ⌈1.25 × 11/3⌉ = 5, so it moves last.
-        let loaded = balancer.order(
-            key,
-            |i| if i == home { 10 } else { 0 },
-            |_| true,
-            &[1, 1, 1],
-        );
-        assert_eq!(loaded.last(), Some(&home));
-        assert_eq!(loaded[..2], unloaded[1..]);
+        let order: Vec<usize> = balancer.walk(key_hash(b"/hot")).collect();
+        let home = order[0];
+        let idle = balancer.caps(|_| 0, |_| true, &[1, 1, 1]).unwrap();
+        assert!(!idle.over(home, 0));
+        // The home carries 10 of 10 in flight: cap ⌈1.25 × 11/3⌉ = 5, so it is over; the
+        // others are not.
+        let load = |i: usize| if i == home { 10 } else { 0 };
+        let busy = balancer.caps(load, |_| true, &[1, 1, 1]).unwrap();
+        assert!(busy.over(home, 10));
+        assert!(order[1..].iter().all(|&i| !busy.over(i, 0)));
     }
 }
