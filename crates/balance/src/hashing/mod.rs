@@ -64,29 +64,36 @@ pub trait HashTable {
     fn nodes(&self) -> usize;
 }
 
-/// Remembers which node indices a walk has yielded.
+/// Remembers which node indices a walk has yielded: inline for up to 256 nodes, so a walk
+/// allocates nothing in the common case.
 #[derive(Debug)]
 struct Seen {
-    bits: Vec<u64>,
-    count: usize,
+    inline: [u64; 4],
+    heap: Vec<u64>,
 }
 
 impl Seen {
     fn new(nodes: usize) -> Self {
         Self {
-            bits: vec![0; nodes.div_ceil(64)],
-            count: 0,
+            inline: [0; 4],
+            heap: if nodes > 256 {
+                vec![0; nodes.div_ceil(64)]
+            } else {
+                Vec::new()
+            },
         }
     }
 
     /// Marks `node`; true if it was not seen before.
     fn insert(&mut self, node: usize) -> bool {
+        let words: &mut [u64] = if self.heap.is_empty() {
+            &mut self.inline
+        } else {
+            &mut self.heap
+        };
         let (word, bit) = (node / 64, 1u64 << (node % 64));
-        let fresh = self.bits[word] & bit == 0;
-        if fresh {
-            self.bits[word] |= bit;
-            self.count += 1;
-        }
+        let fresh = words[word] & bit == 0;
+        words[word] |= bit;
         fresh
     }
 }
