@@ -61,6 +61,9 @@ impl Admin {
         {
             return self.operate(rest);
         }
+        if method == Method::POST && path == "/cache/purge" {
+            return self.purge(&body);
+        }
         if method != Method::GET && method != Method::HEAD {
             return (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -108,6 +111,51 @@ impl Admin {
                 )),
             ),
         }
+    }
+
+    /// `POST /cache/purge` with a JSON body: one of `{"url": …}`, `{"prefix": …}`,
+    /// `{"tag": …}` (a surrogate key) or `{"all": true}`, and `"soft": true` to mark stale
+    /// instead of forgetting.
+    fn purge(&self, body: &[u8]) -> Reply {
+        use watertight_proxy::cache::PurgeTarget;
+        let runtime = self.proxy.current();
+        let Some(cache) = &runtime.cache else {
+            return (
+                StatusCode::NOT_FOUND,
+                Value::String("no route caches, so there is nothing to purge\n".into()),
+            );
+        };
+        let usage = "send a JSON body with one of {\"url\": \"http://host/path\"}, {\"prefix\": \"http://host/img/\"}, {\"tag\": \"product-42\"} or {\"all\": true}, and \"soft\": true to mark stale instead\n";
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Value::String(format!("the body is not JSON ({e}); {usage}")),
+                );
+            }
+        };
+        let text = |field: &str| {
+            request
+                .get(field)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let targets: Vec<PurgeTarget> = [
+            text("url").map(PurgeTarget::Url),
+            text("prefix").map(PurgeTarget::Prefix),
+            text("tag").map(PurgeTarget::Tag),
+            (request.get("all") == Some(&Value::Bool(true))).then_some(PurgeTarget::All),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let [target] = targets.as_slice() else {
+            return (StatusCode::BAD_REQUEST, Value::String(usage.into()));
+        };
+        let soft = request.get("soft") == Some(&Value::Bool(true));
+        let purged = cache.purge(target, soft);
+        (StatusCode::OK, json!({ "purged": purged, "soft": soft }))
     }
 
     /// `POST /clusters/{cluster}/endpoints/{endpoint}/{drain|disable|enable}` and

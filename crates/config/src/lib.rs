@@ -23,6 +23,7 @@
 //! reworded), `validate` (semantic checks), and `load` tying them together.
 
 mod address;
+mod cache;
 mod decode_error;
 mod diagnostic;
 mod duration;
@@ -39,6 +40,7 @@ mod unknown_fields;
 mod validate;
 
 pub use address::{parse_endpoint_address, parse_listen_address};
+pub use cache::{CacheStore, RouteCache};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use failover::{

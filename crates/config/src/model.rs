@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Duration;
+use crate::cache::{CacheStore, RouteCache};
 use crate::failover::{Failback, HealthCheck, OnEndpointDown, ProxyProtocol};
 use crate::hashing::HashPolicy;
 use crate::resilience::{
@@ -40,6 +41,10 @@ pub struct Config {
     /// Distributed tracing; off when absent.
     #[serde(default)]
     pub tracing: Option<Tracing>,
+    /// The HTTP cache's store, shared by every route with `cache`; defaults apply when a
+    /// route caches and this is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStore>,
 }
 
 /// The admin API listener.
@@ -124,6 +129,9 @@ pub struct Route {
     /// What to answer when the upstream cannot; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
+    /// HTTP caching of this route's answers; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCache>,
 }
 
 /// Conditions on a request; all that are given must hold.
@@ -395,6 +403,7 @@ impl Config {
             clusters,
             metrics: Metrics::default(),
             tracing: None,
+            cache: None,
         }
     }
 }

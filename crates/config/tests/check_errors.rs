@@ -112,7 +112,7 @@ fn unknown_top_level_field_is_reported_at_its_key() {
     assert_eq!(
         problems(&yaml),
         [
-            "config.yaml:11:1: unknown field \"upstreams\" at the top level\n  hint: known fields: admin, access_log, drain_timeout, listeners, clusters, metrics, tracing"
+            "config.yaml:11:1: unknown field \"upstreams\" at the top level\n  hint: known fields: admin, access_log, drain_timeout, listeners, clusters, metrics, tracing, cache"
         ]
     );
 }
@@ -525,6 +525,7 @@ fn validate_without_a_file_names_the_path_in_the_message() {
         retry: None,
         bulkhead: None,
         fallback: None,
+        cache: None,
     };
     let config = Config::new(
         vec![Listener::http("main", "127.0.0.1:8080", vec![route])],

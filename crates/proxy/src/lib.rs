@@ -25,6 +25,7 @@ pub mod access_log;
 mod activity;
 pub mod body;
 mod bulkhead;
+pub mod cache;
 pub mod cluster;
 mod connector;
 mod drain;

@@ -12,6 +12,7 @@ use watertight_telemetry::metrics::ListenerMetrics;
 use watertight_telemetry::trace::Tracer;
 
 use crate::access_log::AccessLog;
+use crate::cache::SharedCache;
 use crate::cluster::{Cluster, ClusterStatus};
 use crate::drain::Drain;
 use crate::health;
@@ -49,6 +50,8 @@ pub struct Runtime {
     pub metrics: Option<Arc<Metrics>>,
     /// The tracer, when the config has a `tracing` section.
     pub tracer: Option<Arc<Tracer>>,
+    /// The HTTP cache, when a route caches.
+    pub cache: Option<Arc<SharedCache>>,
 }
 
 impl Runtime {
@@ -85,6 +88,20 @@ impl Runtime {
         }
         let by_name: HashMap<&str, &Arc<Cluster>> =
             clusters.iter().map(|c| (c.name(), c)).collect();
+        // One cache for every caching route; an unchanged store config keeps its contents.
+        let caching = config
+            .listeners
+            .iter()
+            .flat_map(|l| &l.routes)
+            .any(|r| r.cache.is_some());
+        let cache = caching.then(|| {
+            let store = config.cache.clone().unwrap_or_default();
+            previous
+                .and_then(|p| p.cache.as_ref())
+                .filter(|c| *c.config() == store)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(SharedCache::new(&store)))
+        });
 
         let mut listeners = HashMap::new();
         for listener in &config.listeners {
@@ -109,6 +126,7 @@ impl Runtime {
                         tunnels.clone(),
                         metered.map(|m| m.as_ref()),
                         previous_route,
+                        cache.as_ref(),
                     )?,
                 ));
             }
@@ -165,6 +183,7 @@ impl Runtime {
             clusters,
             access_log,
             metrics: metered.cloned(),
+            cache,
         })
     }
 

@@ -42,6 +42,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
 }
@@ -219,6 +224,59 @@ impl Collector for Saturation {
             })
         };
         bulkhead_gauges(e, "bulkhead", "the route's", bulkheads)?;
+        if let Some(cache) = &runtime.cache {
+            let counts = &cache.counts;
+            let read = |c: &std::sync::atomic::AtomicU64| {
+                c.load(std::sync::atomic::Ordering::Relaxed) as f64
+            };
+            scrape::counters(
+                e,
+                "cache_requests",
+                "Requests on caching routes by result: hit (fresh from the store), stale (answered stale), miss (fetched), coalesced (waited for another request's fetch)",
+                [
+                    ("hit", read(&counts.hits)),
+                    ("stale", read(&counts.stale)),
+                    ("miss", read(&counts.misses)),
+                    ("coalesced", read(&counts.coalesced)),
+                ]
+                .map(|(result, value)| (ResultLabels { result }, value)),
+            )?;
+            scrape::counter(
+                e,
+                "cache_revalidations",
+                "Conditional requests sent to revalidate stored responses",
+                None,
+                read(&counts.revalidations),
+            )?;
+            scrape::counter(
+                e,
+                "cache_stores",
+                "Responses stored",
+                None,
+                read(&counts.stored),
+            )?;
+            scrape::counter(
+                e,
+                "cache_evictions",
+                "Stored responses evicted for room",
+                None,
+                cache.store.evictions() as f64,
+            )?;
+            scrape::gauge(
+                e,
+                "cache_stored_bytes",
+                "Bytes held by the memory tier",
+                None,
+                cache.store.bytes() as f64,
+            )?;
+            scrape::gauge(
+                e,
+                "cache_stored_objects",
+                "URLs held by the memory tier",
+                None,
+                cache.store.len() as f64,
+            )?;
+        }
         scrape::gauge(
             e,
             "connections_open",

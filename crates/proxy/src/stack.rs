@@ -1,9 +1,8 @@
 //! Assembly of a route's service stack from its config.
 //!
-//! From the outside in: the route's fallback chain (if any), its bulkhead (if any), its
-//! retries (if any), then [`Forward`] to its cluster (whose endpoints carry the circuit
-//! breakers). Caching slots in here as a further layer, in the order the architecture chart
-//! gives, without the edge or the forwarder changing.
+//! From the outside in: the route's fallback chain (if any), its cache (if any), its
+//! bulkhead (if any), its retries (if any), then [`Forward`] to its cluster (whose endpoints
+//! carry the circuit breakers).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +20,7 @@ use watertight_telemetry::metrics::RouteMetrics;
 
 use crate::body::ProxyBody;
 use crate::bulkhead::Bulkheaded;
+use crate::cache::{Caching, SharedCache};
 use crate::cluster::Cluster;
 use crate::drain::Drain;
 use crate::error::ProxyError;
@@ -129,6 +129,7 @@ pub fn build(
     tunnels: Drain,
     metrics: Option<&Metrics>,
     previous: Option<&RouteEntry>,
+    cache: Option<&Arc<SharedCache>>,
 ) -> Result<RouteEntry, String> {
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
@@ -180,6 +181,11 @@ pub fn build(
             .map_err(|e| format!("route {:?}: priority_header: {e}", route.name))?;
         service =
             BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone(), priority_header));
+    }
+    // The cache sits outside the bulkhead (a hit takes no slot) and inside the fallback
+    // chain (a stale answer for a failed origin comes before any fallback).
+    if let (Some(config), Some(cache)) = (&route.cache, cache) {
+        service = BoxCloneSyncService::new(Caching::new(service, cache.clone(), config.clone()));
     }
     if let Some(fallback) = &route.fallback {
         let other = match &fallback.cluster {

@@ -65,6 +65,9 @@ struct ProxyArgs {
     /// Quick mode: where the access log goes (stdout, stderr, off or a file).
     #[arg(long, default_value = "stdout")]
     access_log: String,
+    /// Quick mode: cache responses (RFC 9111, a memory store of 256 MiB).
+    #[arg(long, requires = "listen")]
+    cache: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,7 +121,7 @@ fn proxy(args: ProxyArgs) -> ExitCode {
             }
         },
         (None, Some(listen)) => {
-            match quick::config(listen, &args.to, &args.admin, &args.access_log) {
+            match quick::config(listen, &args.to, &args.admin, &args.access_log, args.cache) {
                 Ok(loaded) => (loaded, None),
                 Err(message) => {
                     eprintln!("watertight proxy: {message}");

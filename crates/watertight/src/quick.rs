@@ -8,6 +8,7 @@ pub fn config(
     to: &[String],
     admin: &str,
     access_log: &str,
+    cache: bool,
 ) -> Result<Loaded, String> {
     let endpoints = to
         .iter()
@@ -21,6 +22,7 @@ pub fn config(
         retry: None,
         bulkhead: None,
         fallback: None,
+        cache: cache.then(config::RouteCache::default),
     };
     let mut config = config::Config::new(
         vec![config::Listener::http("main", listen, vec![route])],
@@ -77,7 +79,7 @@ mod tests {
             "http://127.0.0.1:8000".to_owned(),
             "http://127.0.0.1:8001".to_owned(),
         ];
-        let loaded = config("127.0.0.1:8002", &to, "127.0.0.1:9901", "off").unwrap();
+        let loaded = config("127.0.0.1:8002", &to, "127.0.0.1:9901", "off", false).unwrap();
         assert_eq!(loaded.config.clusters[0].endpoints.len(), 2);
         assert_eq!(loaded.config.listeners[0].routes[0].cluster, "upstream");
     }
@@ -85,6 +87,6 @@ mod tests {
     #[test]
     fn bad_listen_address_is_reported() {
         let to = vec!["http://127.0.0.1:8000".to_owned()];
-        assert!(config("nonsense", &to, "127.0.0.1:9901", "off").is_err());
+        assert!(config("nonsense", &to, "127.0.0.1:9901", "off", false).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! almost always an ordering mistake.
 
 mod access_log;
+mod cache;
 mod clusters;
 mod failover;
 mod finding;
@@ -44,6 +45,7 @@ pub(crate) fn findings(config: &Config) -> Vec<Finding> {
     names::check(config, &mut found);
     listeners::check(config, &mut found);
     clusters::check(config, &mut found);
+    cache::check(config, &mut found);
     if let Some(tracing) = &config.tracing {
         tracing::check(tracing, &mut found);
     }

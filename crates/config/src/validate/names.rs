@@ -78,6 +78,7 @@ mod tests {
             retry: None,
             bulkhead: None,
             fallback: None,
+            cache: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Shared test support: a proxy from YAML on loopback, demo upstreams, and HTTP clients.
 #![allow(dead_code)]
 
+pub mod origin;
 pub mod otlp;
 pub mod postgres;
 

@@ -47,3 +47,19 @@ pub fn counter(
         .encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?
         .encode_counter::<NoLabelSet, _, f64>(&value, None)
 }
+
+/// Writes a counter family: one series per `(labels, value)` (the encoder appends `_total`).
+pub fn counters<S: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (S, f64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, f64>(&value, None)?;
+    }
+    Ok(())
+}

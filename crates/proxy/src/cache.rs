@@ -1,0 +1,857 @@
+//! A route's HTTP cache layer (RFC 9111, as a shared cache).
+//!
+//! ```text
+//! request ─┬─ unsafe method ──────────────→ origin; a 2xx/3xx invalidates the target (§4.4)
+//!          ├─ not GET/HEAD, Range, no-store → origin, untouched
+//!          ├─ stored variant, usable ───────→ answer from the store (Age, Cache-Status: hit)
+//!          ├─ stale, within swr ────────────→ answer stale, revalidate once in the background
+//!          ├─ stale ────────────────────────→ revalidate (conditional request); 304 freshens
+//!          │                                  it; a failure within stale-if-error answers stale
+//!          └─ miss ─────────────────────────→ one request per key (coalescing), the answer
+//!                                             stored while it streams to the client
+//! ```
+//!
+//! Responses are stored whole (up to the store's object size) while they stream to the
+//! client. Responses with `Set-Cookie` are not stored. Every answer carries `Cache-Status`
+//! (RFC 9211); stale answers given for a failed origin are marked `x-watertight-degraded`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use watertight_cache::coalesce::{Coalescer, Leader, Outcome, Role};
+use watertight_cache::semantics::{
+    self, CacheStatus, Forward, RequestDirectives, ResponseDirectives, Reuse,
+};
+use watertight_cache::store::{MemoryStore, Stored};
+use watertight_config as config;
+
+use crate::body::{self, ProxyBody};
+use crate::error::{BoxError, ProxyError};
+use crate::fallback::{DEGRADED_HEADER, Degraded};
+use crate::stack::{self, RouteFuture, RouteService};
+
+/// The `Cache-Status` cache name.
+const CACHE_NAME: &str = "watertight";
+/// Surrogate-key headers, space or comma separated.
+const TAG_HEADERS: [&str; 2] = ["surrogate-key", "cache-tag"];
+
+/// The cache shared by every caching route of a proxy: the store, the fetches in flight,
+/// and the counts.
+#[derive(Debug)]
+pub struct SharedCache {
+    /// The memory tier.
+    pub store: MemoryStore,
+    coalescer: Arc<Coalescer>,
+    /// What happened to requests, for metrics and the admin API.
+    pub counts: CacheCounts,
+    config: config::CacheStore,
+}
+
+/// How cached routes' requests went.
+#[derive(Debug, Default)]
+pub struct CacheCounts {
+    /// Answered from the store, fresh.
+    pub hits: AtomicU64,
+    /// Fetched from the origin for want of a usable stored response.
+    pub misses: AtomicU64,
+    /// Answered stale (while revalidating, or because the origin failed).
+    pub stale: AtomicU64,
+    /// Conditional requests sent to revalidate a stored response.
+    pub revalidations: AtomicU64,
+    /// Misses that waited for another request's fetch.
+    pub coalesced: AtomicU64,
+    /// Responses stored.
+    pub stored: AtomicU64,
+}
+
+impl SharedCache {
+    /// A cache with the store `config` describes.
+    pub fn new(config: &config::CacheStore) -> Self {
+        Self {
+            store: MemoryStore::new(config.max_bytes, config.max_object_bytes),
+            coalescer: Arc::new(Coalescer::default()),
+            counts: CacheCounts::default(),
+            config: config.clone(),
+        }
+    }
+
+    /// The store config it was built from (compared on reload).
+    pub fn config(&self) -> &config::CacheStore {
+        &self.config
+    }
+}
+
+/// What a purge selects.
+#[derive(Clone, Debug)]
+pub enum PurgeTarget {
+    /// One URL (`http://host/path?query`).
+    Url(String),
+    /// Every URL starting with this.
+    Prefix(String),
+    /// Every response carrying this surrogate key.
+    Tag(String),
+    /// Everything.
+    All,
+}
+
+impl SharedCache {
+    /// Hard purge (forget) or soft purge (mark stale) of `target`; how many URLs it hit.
+    pub fn purge(&self, target: &PurgeTarget, soft: bool) -> usize {
+        let matches = |key: &str, variants: &watertight_cache::store::Variants| match target {
+            PurgeTarget::Url(url) => key == url,
+            PurgeTarget::Prefix(prefix) => key.starts_with(prefix.as_str()),
+            PurgeTarget::Tag(tag) => variants
+                .list
+                .iter()
+                .any(|v| v.tags.iter().any(|t| t == tag)),
+            PurgeTarget::All => true,
+        };
+        if soft {
+            self.store.mark_stale(matches)
+        } else if matches!(target, PurgeTarget::All) {
+            let count = self.store.len() as usize;
+            self.store.clear();
+            count
+        } else {
+            self.store.purge(matches)
+        }
+    }
+}
+
+/// A route's cache layer.
+#[derive(Clone)]
+pub struct Caching {
+    inner: RouteService,
+    cache: Arc<SharedCache>,
+    config: Arc<config::RouteCache>,
+}
+
+impl Caching {
+    /// Caches `inner`'s answers in `cache` as `config` says.
+    pub fn new(inner: RouteService, cache: Arc<SharedCache>, config: config::RouteCache) -> Self {
+        Self {
+            inner,
+            cache,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl tower::Service<Request<ProxyBody>> for Caching {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = RouteFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+        let this = self.clone();
+        Box::pin(async move { this.handle(request).await })
+    }
+}
+
+impl Caching {
+    async fn handle(self, request: Request<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+        let method = request.method().clone();
+        if semantics::is_unsafe(&method) {
+            return self.invalidating(request).await;
+        }
+        let directives = semantics::request_directives(request.headers());
+        // A cache must not evaluate If-Match / If-Unmodified-Since / If-Range itself.
+        let cacheable_request = (method == Method::GET || method == Method::HEAD)
+            && !request.headers().contains_key(header::RANGE)
+            && !semantics::has_origin_preconditions(request.headers())
+            && !directives.no_store;
+        let Some(key) = cacheable_request.then(|| primary_key(&request)).flatten() else {
+            return stack::call(self.inner.clone(), request).await;
+        };
+        let now = SystemTime::now();
+        if let Some(stored) = self.lookup(&key, request.headers()) {
+            return self
+                .with_stored(request, key, stored, &directives, now)
+                .await;
+        }
+        if directives.only_if_cached {
+            return Ok(status_answer(
+                StatusCode::GATEWAY_TIMEOUT,
+                fwd_status(Forward::UriMiss, None),
+            ));
+        }
+        self.miss(request, key, Forward::UriMiss).await
+    }
+
+    /// The stored variant of `key` that matches a request with `headers`.
+    fn lookup(&self, key: &str, headers: &HeaderMap) -> Option<Arc<Stored>> {
+        let variants = self.cache.store.get(key)?;
+        variants
+            .list
+            .iter()
+            .find(|v| semantics::variant_matches(&v.vary, &v.secondary, headers))
+            .cloned()
+    }
+
+    /// A stored response exists: use it, revalidate it, or refetch.
+    async fn with_stored(
+        &self,
+        request: Request<ProxyBody>,
+        key: String,
+        stored: Arc<Stored>,
+        directives: &RequestDirectives,
+        now: SystemTime,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let age = stored.age(now);
+        let ttl = stored.ttl(now);
+        let hit = |detail: Option<&'static str>| {
+            CacheStatus {
+                cache: CACHE_NAME,
+                hit: true,
+                ttl: Some(ttl.floor() as i64),
+                detail,
+                ..CacheStatus::default()
+            }
+            .to_header_value()
+        };
+        match semantics::reuse(
+            directives,
+            &stored.directives,
+            Some(stored.current_lifetime()),
+            age,
+        ) {
+            Reuse::Fresh => {
+                self.cache.counts.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(answer_from(&stored, &request, now, hit(None)));
+            }
+            Reuse::StaleAllowed => {
+                self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
+                return Ok(answer_from(&stored, &request, now, hit(Some("max-stale"))));
+            }
+            Reuse::StaleWhileRevalidate => {
+                // One background request revalidates it; everyone meanwhile gets it stale.
+                if let Role::Leader(leader) = self.cache.coalescer.join(&key) {
+                    let (parts, _) = request_parts(&request);
+                    let this = self.clone();
+                    let stored = stored.clone();
+                    tokio::spawn(async move {
+                        let revalidated = this.revalidate(parts, key, stored, Some(leader)).await;
+                        // A full answer is stored as its body is read: read it.
+                        if let Ok(Revalidated::Replaced(response)) = revalidated {
+                            let mut body = response.into_body();
+                            while let Some(Ok(_)) = body.frame().await {}
+                        }
+                    });
+                }
+                self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
+                return Ok(answer_from(
+                    &stored,
+                    &request,
+                    now,
+                    hit(Some("stale-while-revalidate")),
+                ));
+            }
+            Reuse::Revalidate => {}
+        }
+        if directives.only_if_cached {
+            return Ok(status_answer(
+                StatusCode::GATEWAY_TIMEOUT,
+                fwd_status(Forward::Stale, None),
+            ));
+        }
+        let (parts, client) = request_parts(&request);
+        let forward = if ttl > 0.0 {
+            Forward::Request
+        } else {
+            Forward::Stale
+        };
+        match self.revalidate(parts, key, stored.clone(), None).await {
+            Ok(Revalidated::Fresh(fresh, upstream)) => {
+                let now = SystemTime::now();
+                let status = CacheStatus {
+                    cache: CACHE_NAME,
+                    fwd: Some(forward),
+                    fwd_status: Some(upstream),
+                    ttl: Some(fresh.ttl(now).floor() as i64),
+                    stored: true,
+                    ..CacheStatus::default()
+                };
+                Ok(answer_from(&fresh, &client, now, status.to_header_value()))
+            }
+            Ok(Revalidated::Replaced(mut response)) => {
+                let status = response.status();
+                set_cache_status(&mut response, fwd_status(forward, Some(status)));
+                Ok(response)
+            }
+            Err(failure) => {
+                let now = SystemTime::now();
+                let usable = semantics::stale_if_error(
+                    directives,
+                    &stored.directives,
+                    Some(stored.current_lifetime()),
+                    stored.age(now),
+                );
+                if !usable {
+                    return failure.into_result();
+                }
+                self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
+                let status = CacheStatus {
+                    cache: CACHE_NAME,
+                    hit: true,
+                    fwd: Some(Forward::Stale),
+                    fwd_status: failure.status(),
+                    ttl: Some(stored.ttl(now).floor() as i64),
+                    detail: Some("stale-if-error"),
+                    ..CacheStatus::default()
+                };
+                let mut response = answer_from(&stored, &client, now, status.to_header_value());
+                response
+                    .headers_mut()
+                    .insert(DEGRADED_HEADER, HeaderValue::from_static("stale-if-error"));
+                response.extensions_mut().insert(Degraded("stale-if-error"));
+                Ok(response)
+            }
+        }
+    }
+
+    /// Sends a conditional request for `stored`; a 304 that selects it freshens it in the
+    /// store, any other answer is handled as a fetch. `leader`, if given, is told how it went.
+    async fn revalidate(
+        &self,
+        parts: http::request::Parts,
+        key: String,
+        stored: Arc<Stored>,
+        leader: Option<Leader>,
+    ) -> Result<Revalidated, Failure> {
+        self.cache
+            .counts
+            .revalidations
+            .fetch_add(1, Ordering::Relaxed);
+        let mut conditional = Request::from_parts(parts.clone(), body::empty());
+        // The client's own validators are not ours to send: ask about the stored response.
+        for name in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ] {
+            conditional.headers_mut().remove(name);
+        }
+        *conditional.method_mut() = Method::GET;
+        for (name, value) in &semantics::revalidation_headers(&stored.headers) {
+            conditional
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+        let request_time = SystemTime::now();
+        let response = stack::call(self.inner.clone(), conditional).await;
+        let response_time = SystemTime::now();
+        let response = match response {
+            Ok(response) if response.status().is_server_error() => {
+                return Err(Failure::Status(response));
+            }
+            Ok(response) => response,
+            Err(error) => return Err(Failure::Error(error)),
+        };
+        if response.status() == StatusCode::NOT_MODIFIED
+            && semantics::freshens(&stored.headers, response.headers())
+        {
+            let mut headers = stored.headers.clone();
+            semantics::merge_not_modified(&mut headers, response.headers());
+            semantics::ensure_date(&mut headers, response_time);
+            let fresh = Arc::new(build_stored(
+                stored.status,
+                headers,
+                stored.body.clone(),
+                (stored.vary.clone(), stored.secondary.clone()),
+                (request_time, response_time),
+                &self.config,
+            ));
+            self.cache.store.insert(&key, fresh.clone(), Some(&stored));
+            if let Some(leader) = leader {
+                leader.finish(Outcome::Stored);
+            }
+            return Ok(Revalidated::Fresh(fresh, 304));
+        }
+        // A full answer (or a 304 for another representation): treat it as a fetch.
+        let request = Request::from_parts(parts, body::empty());
+        let response = self.store_while_streaming(
+            &request,
+            key,
+            response,
+            request_time,
+            response_time,
+            leader,
+        );
+        Ok(Revalidated::Replaced(response))
+    }
+
+    /// No usable stored response: fetch, coalescing concurrent misses for `key`.
+    async fn miss(
+        &self,
+        request: Request<ProxyBody>,
+        key: String,
+        forward: Forward,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        self.cache.counts.misses.fetch_add(1, Ordering::Relaxed);
+        let leader = if request.method() == Method::GET {
+            match self.cache.coalescer.join(&key) {
+                Role::Leader(leader) => Some(leader),
+                Role::Follower(follower) => {
+                    self.cache.counts.coalesced.fetch_add(1, Ordering::Relaxed);
+                    let outcome = follower.wait(self.config.coalesce_timeout.get()).await;
+                    if outcome == Outcome::Stored
+                        && let Some(stored) = self.lookup(&key, request.headers())
+                    {
+                        let now = SystemTime::now();
+                        let status = CacheStatus {
+                            cache: CACHE_NAME,
+                            hit: true,
+                            fwd: None,
+                            fwd_status: None,
+                            ttl: Some(stored.ttl(now).floor() as i64),
+                            stored: false,
+                            collapsed: true,
+                            key: None,
+                            detail: None,
+                        };
+                        return Ok(answer_from(
+                            &stored,
+                            &request,
+                            now,
+                            status.to_header_value(),
+                        ));
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (parts, client) = request_parts(&request);
+        let request_time = SystemTime::now();
+        let mut response = stack::call(self.inner.clone(), request).await?;
+        let response_time = SystemTime::now();
+        let status = response.status();
+        if parts.method == Method::GET {
+            response = self.store_while_streaming(
+                &client,
+                key,
+                response,
+                request_time,
+                response_time,
+                leader,
+            );
+        }
+        let stored = response.extensions().get::<Storing>().is_some();
+        set_cache_status(
+            &mut response,
+            CacheStatus {
+                cache: CACHE_NAME,
+                hit: false,
+                fwd: Some(forward),
+                fwd_status: Some(status.as_u16()),
+                ttl: None,
+                stored,
+                collapsed: false,
+                key: None,
+                detail: None,
+            }
+            .to_header_value(),
+        );
+        Ok(response)
+    }
+
+    /// If `response` may be stored, tees its body into the store as it streams; `leader`
+    /// (if any) learns whether it was stored.
+    fn store_while_streaming(
+        &self,
+        request: &Request<ProxyBody>,
+        key: String,
+        response: Response<ProxyBody>,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        leader: Option<Leader>,
+    ) -> Response<ProxyBody> {
+        let verdict = semantics::storable(
+            request.method(),
+            request.headers(),
+            response.status(),
+            response.headers(),
+        )
+        .and_then(|()| {
+            if response.headers().contains_key(header::SET_COOKIE) {
+                Err("set-cookie")
+            } else {
+                Ok(())
+            }
+        });
+        let too_big =
+            response.body().size_hint().lower() > self.cache.store.max_object_bytes() as u64;
+        if verdict.is_err() || too_big {
+            if let Some(leader) = leader {
+                leader.finish(Outcome::Released);
+            }
+            return response;
+        }
+        let vary = semantics::vary(response.headers());
+        let secondary = match &vary {
+            semantics::Vary::Fields(fields) => semantics::secondary_key(fields, request.headers()),
+            _ => Vec::new(),
+        };
+        let (mut parts, body) = response.into_parts();
+        let mut headers = parts.headers.clone();
+        semantics::strip_for_storage(&mut headers);
+        semantics::ensure_date(&mut headers, response_time);
+        let pending = Pending {
+            route: self.config.clone(),
+            cache: self.cache.clone(),
+            key,
+            status: parts.status,
+            headers,
+            vary,
+            secondary,
+            request_time,
+            response_time,
+            leader,
+        };
+        parts.extensions.insert(Storing);
+        let recording = Recording {
+            inner: body,
+            buffer: BytesMut::new(),
+            limit: self.cache.store.max_object_bytes(),
+            pending: Some(pending),
+        };
+        Response::from_parts(parts, body::boxed(recording))
+    }
+
+    /// An unsafe method goes to the origin; a non-error answer invalidates what it changed.
+    async fn invalidating(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let method = request.method().clone();
+        let target = absolute_uri(&request);
+        let response = stack::call(self.inner.clone(), request).await?;
+        if let Some(target) = target {
+            for uri in
+                semantics::invalidated_uris(&method, &target, response.status(), response.headers())
+            {
+                self.cache.store.remove(&uri);
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// How a revalidation ended.
+enum Revalidated {
+    /// 304: the stored response, freshened, and the upstream status.
+    Fresh(Arc<Stored>, u16),
+    /// A new full answer (being stored if it may be).
+    Replaced(Response<ProxyBody>),
+}
+
+/// A failed revalidation: an error, or a 5xx answer.
+enum Failure {
+    Error(ProxyError),
+    Status(Response<ProxyBody>),
+}
+
+impl Failure {
+    fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Error(e) => Some(e.kind().status().as_u16()),
+            Failure::Status(r) => Some(r.status().as_u16()),
+        }
+    }
+
+    fn into_result(self) -> Result<Response<ProxyBody>, ProxyError> {
+        match self {
+            Failure::Error(e) => Err(e),
+            Failure::Status(r) => Ok(r),
+        }
+    }
+}
+
+/// Put on a response whose body is being stored.
+#[derive(Clone, Copy, Debug)]
+struct Storing;
+
+/// A response waiting for its body to be stored.
+struct Pending {
+    route: Arc<config::RouteCache>,
+    cache: Arc<SharedCache>,
+    key: String,
+    status: StatusCode,
+    headers: HeaderMap,
+    vary: semantics::Vary,
+    secondary: Vec<Option<String>>,
+    request_time: SystemTime,
+    response_time: SystemTime,
+    leader: Option<Leader>,
+}
+
+impl Pending {
+    fn complete(self, body: Bytes) {
+        let stored = Arc::new(build_stored(
+            self.status,
+            self.headers,
+            body,
+            (self.vary, self.secondary),
+            (self.request_time, self.response_time),
+            &self.route,
+        ));
+        self.cache.store.insert(&self.key, stored, None);
+        self.cache.counts.stored.fetch_add(1, Ordering::Relaxed);
+        if let Some(leader) = self.leader {
+            leader.finish(Outcome::Stored);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body passed through unchanged while a copy is kept; when it ends (within
+    /// the size limit), the copy is stored. Dropped early, or too big: nothing is stored, and
+    /// the waiting requests are released.
+    struct Recording {
+        #[pin]
+        inner: ProxyBody,
+        buffer: BytesMut,
+        limit: usize,
+        pending: Option<Pending>,
+    }
+}
+
+impl Body for Recording {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.buffer.len() + data.len() > *this.limit {
+                        // Too big to keep: stream on, store nothing.
+                        this.pending.take();
+                        this.buffer.clear();
+                    } else if this.pending.is_some() {
+                        this.buffer.extend_from_slice(data);
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                this.pending.take();
+            }
+            None => {}
+        }
+        if (frame.is_none() || this.inner.is_end_stream())
+            && let Some(pending) = this.pending.take()
+        {
+            pending.complete(std::mem::take(this.buffer).freeze());
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A stored response built from what was received, with its freshness worked out and the
+/// route's stale windows filled in where the origin gave none.
+fn build_stored(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    (vary, secondary): (semantics::Vary, Vec<Option<String>>),
+    (request_time, response_time): (SystemTime, SystemTime),
+    route: &config::RouteCache,
+) -> Stored {
+    let mut directives: ResponseDirectives = semantics::response_directives(&headers);
+    let lifetime = semantics::freshness_lifetime(status, &headers, &directives, response_time)
+        .unwrap_or(Duration::ZERO);
+    let initial_age = semantics::initial_age(&headers, request_time, response_time);
+    let grace = |window: config::Duration| window.non_zero();
+    if directives.stale_while_revalidate.is_none() {
+        directives.stale_while_revalidate = grace(route.stale_while_revalidate);
+    }
+    if directives.stale_if_error.is_none() {
+        directives.stale_if_error = grace(route.stale_if_error);
+    }
+    let tags = TAG_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([' ', ',']))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Stored {
+        status,
+        body,
+        vary,
+        secondary,
+        request_time,
+        response_time,
+        initial_age,
+        lifetime,
+        directives,
+        tags,
+        soft_purged: AtomicBool::new(false),
+        headers,
+    }
+}
+
+/// The answer to `request` from `stored`: 304 if the request's conditionals say so, no body
+/// for HEAD, `Age` and `Cache-Status` set.
+fn answer_from(
+    stored: &Stored,
+    request: &Request<ProxyBody>,
+    now: SystemTime,
+    cache_status: HeaderValue,
+) -> Response<ProxyBody> {
+    let not_modified = semantics::answer_not_modified_for(
+        request.method(),
+        stored.status,
+        request.headers(),
+        &stored.headers,
+    );
+    let mut response = if not_modified {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        // RFC 9110 §15.4.5: the fields a 200 would have carried that describe the cache state.
+        for name in [
+            header::CACHE_CONTROL,
+            header::CONTENT_LOCATION,
+            header::DATE,
+            header::ETAG,
+            header::EXPIRES,
+            header::VARY,
+            header::LAST_MODIFIED,
+        ] {
+            for value in stored.headers.get_all(&name) {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        response
+    } else {
+        let body = if request.method() == Method::HEAD {
+            body::empty()
+        } else {
+            body::full(stored.body.clone())
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = stored.status;
+        *response.headers_mut() = stored.headers.clone();
+        response
+    };
+    let age = stored.age(now).as_secs();
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("cache-status"), cache_status);
+    response
+}
+
+/// A bodiless answer the cache makes itself (`only-if-cached` without a stored response).
+fn status_answer(status: StatusCode, cache_status: HeaderValue) -> Response<ProxyBody> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("cache-status"), cache_status);
+    response
+}
+
+fn fwd_status(forward: Forward, upstream: Option<StatusCode>) -> HeaderValue {
+    CacheStatus {
+        cache: CACHE_NAME,
+        hit: false,
+        fwd: Some(forward),
+        fwd_status: upstream.map(|s| s.as_u16()),
+        ttl: None,
+        stored: false,
+        collapsed: false,
+        key: None,
+        detail: None,
+    }
+    .to_header_value()
+}
+
+fn set_cache_status(response: &mut Response<ProxyBody>, value: HeaderValue) {
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("cache-status"), value);
+}
+
+/// The request's head, twice: one to send (without a body) and one to answer with.
+fn request_parts(request: &Request<ProxyBody>) -> (http::request::Parts, Request<ProxyBody>) {
+    let mut builder = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = request.headers().clone();
+    }
+    let (mut parts, _) = builder
+        .body(())
+        .expect("a copy of a valid request head is valid")
+        .into_parts();
+    parts.extensions = request.extensions().clone();
+    let mut client = Request::new(body::empty());
+    *client.method_mut() = request.method().clone();
+    *client.uri_mut() = request.uri().clone();
+    *client.headers_mut() = request.headers().clone();
+    (parts, client)
+}
+
+/// The request's absolute URI as the cache keys it: `http://host/path?query` (host lowercase,
+/// from `Host` or the URI's authority). `None` without a host.
+fn primary_key(request: &Request<ProxyBody>) -> Option<String> {
+    absolute_uri(request).map(|uri| uri.to_string())
+}
+
+fn absolute_uri(request: &Request<ProxyBody>) -> Option<http::Uri> {
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_ascii_lowercase)
+        })?;
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    http::Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path)
+        .build()
+        .ok()
+}

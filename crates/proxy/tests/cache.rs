@@ -1,0 +1,457 @@
+//! The HTTP cache end to end, organised by RFC section: a real origin on loopback, the proxy
+//! with a caching route, and a client. Each test counts what reached the origin.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Request;
+use watertight_proxy::Proxy;
+use watertight_proxy::body::{empty, full};
+
+use support::origin::{Origin, Reply};
+use support::{Answer, get, h1, proxy, send};
+
+/// A proxy caching everything it sends to `origin`, with `cache` lines on the route.
+async fn caching(origin: &Origin, cache: &str) -> (Proxy, SocketAddr) {
+    proxy(&format!(
+        "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: all\n        cluster: origin\n        cache: {cache}\nclusters:\n  - name: origin\n    endpoints:\n      - address: \"{}\"\n",
+        origin.address
+    ))
+    .await
+}
+
+async fn fetch(proxy: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    get(&h1(), proxy, path, headers).await
+}
+
+fn cache_status(answer: &Answer) -> String {
+    answer.header("cache-status").unwrap_or_default().to_owned()
+}
+
+// RFC 9111 §4.2: freshness
+
+#[tokio::test]
+async fn s4_2_a_fresh_response_is_served_from_the_cache_with_its_age() {
+    let origin = Origin::start(Reply::ok("hello", &[("cache-control", "max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    let first = fetch(address, "/a", &[]).await;
+    assert_eq!(first.text(), "hello");
+    assert!(
+        cache_status(&first).contains("fwd=uri-miss"),
+        "{}",
+        cache_status(&first)
+    );
+    assert!(cache_status(&first).contains("stored"));
+    let second = fetch(address, "/a", &[]).await;
+    assert_eq!(second.text(), "hello");
+    assert!(
+        cache_status(&second).starts_with("watertight; hit"),
+        "{}",
+        cache_status(&second)
+    );
+    assert!(second.header("age").is_some());
+    assert_eq!(origin.requests(), 1);
+    // Another URL is another entry.
+    fetch(address, "/b", &[]).await;
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn s4_2_1_s_maxage_overrides_max_age_for_a_shared_cache() {
+    let origin = Origin::start(Reply::ok(
+        "x",
+        &[("cache-control", "max-age=60, s-maxage=0")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    fetch(address, "/", &[]).await;
+    assert_eq!(
+        origin.requests(),
+        2,
+        "s-maxage=0: stale at once for a shared cache"
+    );
+}
+
+#[tokio::test]
+async fn s4_2_1_an_expires_in_the_past_is_stale() {
+    let origin = Origin::start(Reply::ok(
+        "x",
+        &[("expires", "Thu, 01 Jan 1970 00:00:00 GMT")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    fetch(address, "/", &[]).await;
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn s4_2_2_a_heuristically_cacheable_response_with_last_modified_is_reused() {
+    let long_ago =
+        httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(100 * 86_400));
+    let origin = Origin::start(Reply::ok("x", &[("last-modified", &long_ago)])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    let second = fetch(address, "/", &[]).await;
+    assert!(
+        cache_status(&second).contains("hit"),
+        "{}",
+        cache_status(&second)
+    );
+    assert_eq!(origin.requests(), 1);
+}
+
+// RFC 9111 §3 and §5.2.2: what a shared cache may store
+
+#[tokio::test]
+async fn s5_2_2_no_store_private_set_cookie_and_authorization_are_not_stored() {
+    for (headers, request) in [
+        (vec![("cache-control", "no-store, max-age=60")], vec![]),
+        (vec![("cache-control", "private, max-age=60")], vec![]),
+        (
+            vec![("cache-control", "max-age=60"), ("set-cookie", "id=1")],
+            vec![],
+        ),
+        (
+            vec![("cache-control", "max-age=60")],
+            vec![("authorization", "Bearer x")],
+        ),
+    ] {
+        let origin = Origin::start(Reply::ok("x", &headers)).await;
+        let (_proxy, address) = caching(&origin, "{}").await;
+        fetch(address, "/", &request).await;
+        let second = fetch(address, "/", &request).await;
+        assert_eq!(origin.requests(), 2, "{headers:?} {request:?}");
+        assert!(!cache_status(&second).contains("hit"));
+    }
+}
+
+#[tokio::test]
+async fn s3_5_authorization_with_public_is_stored() {
+    let origin = Origin::start(Reply::ok("x", &[("cache-control", "public, max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[("authorization", "Bearer x")]).await;
+    fetch(address, "/", &[("authorization", "Bearer x")]).await;
+    assert_eq!(origin.requests(), 1);
+}
+
+// RFC 9111 §5.2.1: request directives
+
+#[tokio::test]
+async fn s5_2_1_request_no_cache_revalidates_and_only_if_cached_answers_504_on_a_miss() {
+    let origin = Origin::start(Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    let miss = fetch(address, "/", &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(miss.status, 504);
+    assert_eq!(origin.requests(), 0);
+    fetch(address, "/", &[]).await;
+    fetch(address, "/", &[("cache-control", "no-cache")]).await;
+    assert_eq!(origin.requests(), 2);
+    let hit = fetch(address, "/", &[("cache-control", "only-if-cached")]).await;
+    assert_eq!(hit.status, 200);
+    assert_eq!(origin.requests(), 2);
+}
+
+// RFC 9111 §4.3: validation
+
+#[tokio::test]
+async fn s4_3_a_stale_response_is_revalidated_and_a_304_freshens_it() {
+    let origin = Origin::start(Reply::ok(
+        "body",
+        &[("cache-control", "max-age=0"), ("etag", "\"v1\"")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    origin.reply(Reply::status(
+        304,
+        "",
+        &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+    ));
+    let revalidated = fetch(address, "/", &[]).await;
+    assert_eq!(revalidated.status, 200);
+    assert_eq!(revalidated.text(), "body", "the stored body, freshened");
+    assert!(
+        cache_status(&revalidated).contains("fwd-status=304"),
+        "{}",
+        cache_status(&revalidated)
+    );
+    assert_eq!(origin.request_headers(1)["if-none-match"], "\"v1\"");
+    // The 304's max-age=60 now applies: a hit.
+    let hit = fetch(address, "/", &[]).await;
+    assert!(cache_status(&hit).contains("hit"));
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn s4_3_2_a_client_conditional_is_answered_304_from_the_cache() {
+    let origin = Origin::start(Reply::ok(
+        "body",
+        &[("cache-control", "max-age=60"), ("etag", "W/\"v1\"")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    let not_modified = fetch(address, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(
+        not_modified.status, 304,
+        "weak comparison for If-None-Match"
+    );
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag"), Some("W/\"v1\""));
+    let modified = fetch(address, "/", &[("if-none-match", "\"v2\"")]).await;
+    assert_eq!(modified.status, 200);
+    assert_eq!(origin.requests(), 1);
+}
+
+// RFC 9111 §4.1: Vary
+
+#[tokio::test]
+async fn s4_1_variants_are_kept_per_varied_request_field_and_vary_star_never_matches() {
+    let origin = Origin::start(Reply::ok("x", &[])).await;
+    origin.handle(|request| {
+        let language = request
+            .headers()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        Reply::ok(
+            &language,
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+        )
+    });
+    let (_proxy, address) = caching(&origin, "{}").await;
+    assert_eq!(
+        fetch(address, "/", &[("accept-language", "fr")])
+            .await
+            .text(),
+        "fr"
+    );
+    assert_eq!(
+        fetch(address, "/", &[("accept-language", "de")])
+            .await
+            .text(),
+        "de"
+    );
+    assert_eq!(
+        fetch(address, "/", &[("accept-language", "fr")])
+            .await
+            .text(),
+        "fr"
+    );
+    assert_eq!(
+        fetch(address, "/", &[("accept-language", "de")])
+            .await
+            .text(),
+        "de"
+    );
+    assert_eq!(origin.requests(), 2);
+
+    let star = Origin::start(Reply::ok(
+        "x",
+        &[("cache-control", "max-age=60"), ("vary", "*")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&star, "{}").await;
+    fetch(address, "/", &[]).await;
+    fetch(address, "/", &[]).await;
+    assert_eq!(star.requests(), 2);
+}
+
+// RFC 9111 §4.4: invalidation
+
+#[tokio::test]
+async fn s4_4_an_unsafe_method_invalidates_its_target() {
+    let origin = Origin::start(Reply::ok("v1", &[("cache-control", "max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/item", &[]).await;
+    fetch(address, "/item", &[]).await;
+    assert_eq!(origin.requests(), 1);
+    let post = Request::post(format!("http://{address}/item"))
+        .body(full("change"))
+        .unwrap();
+    assert_eq!(send(&h1(), post).await.status, 200);
+    origin.reply(Reply::ok("v2", &[("cache-control", "max-age=60")]));
+    assert_eq!(fetch(address, "/item", &[]).await.text(), "v2");
+    assert_eq!(origin.requests(), 3);
+}
+
+// RFC 9110 §9.3.2: HEAD from a stored GET
+
+#[tokio::test]
+async fn head_is_answered_from_a_stored_get() {
+    let origin = Origin::start(Reply::ok("body", &[("cache-control", "max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    let head = Request::head(format!("http://{address}/"))
+        .body(empty())
+        .unwrap();
+    let answer = send(&h1(), head).await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.is_empty());
+    assert_eq!(origin.requests(), 1);
+}
+
+// RFC 5861: stale-while-revalidate and stale-if-error
+
+#[tokio::test]
+async fn rfc5861_stale_if_error_serves_the_stale_response_when_the_origin_fails() {
+    let origin = Origin::start(Reply::ok(
+        "good",
+        &[("cache-control", "max-age=0, stale-if-error=60")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    origin.reply(Reply::status(503, "down", &[]));
+    let answer = fetch(address, "/", &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "good");
+    assert_eq!(
+        answer.header("x-watertight-degraded"),
+        Some("stale-if-error")
+    );
+    assert!(
+        cache_status(&answer).contains("stale-if-error"),
+        "{}",
+        cache_status(&answer)
+    );
+}
+
+#[tokio::test]
+async fn the_route_grace_applies_when_the_origin_says_nothing() {
+    let origin = Origin::start(Reply::ok("good", &[("cache-control", "max-age=0")])).await;
+    let (_proxy, address) = caching(&origin, "{ stale_if_error: 1m }").await;
+    fetch(address, "/", &[]).await;
+    origin.reply(Reply::status(500, "down", &[]));
+    assert_eq!(fetch(address, "/", &[]).await.text(), "good");
+    // Without the grace the failure goes through.
+    let strict = Origin::start(Reply::ok("good", &[("cache-control", "max-age=0")])).await;
+    let (_proxy, address) = caching(&strict, "{}").await;
+    fetch(address, "/", &[]).await;
+    strict.reply(Reply::status(500, "down", &[]));
+    assert_eq!(fetch(address, "/", &[]).await.status, 500);
+}
+
+#[tokio::test]
+async fn rfc5861_stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let origin = Origin::start(Reply::ok(
+        "v1",
+        &[("cache-control", "max-age=0, stale-while-revalidate=60")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/", &[]).await;
+    origin.reply(
+        Reply::ok("v2", &[("cache-control", "max-age=60")]).after(Duration::from_millis(300)),
+    );
+    let started = std::time::Instant::now();
+    let stale = fetch(address, "/", &[]).await;
+    assert_eq!(stale.text(), "v1");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "not waiting for the origin"
+    );
+    // The background refresh lands; then the new version is a hit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = fetch(address, "/", &[]).await;
+        if answer.text() == "v2" {
+            assert!(cache_status(&answer).contains("hit"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refreshed in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(origin.requests(), 2, "one background revalidation");
+}
+
+// Request coalescing
+
+#[tokio::test]
+async fn a_burst_of_misses_for_one_url_makes_one_origin_request() {
+    let origin = Origin::start(
+        Reply::ok("x", &[("cache-control", "max-age=60")]).after(Duration::from_millis(300)),
+    )
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    let burst: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(async move { fetch(address, "/cold", &[]).await }))
+        .collect();
+    let mut collapsed = 0;
+    for request in burst {
+        let answer = request.await.unwrap();
+        assert_eq!(answer.status, 200);
+        if cache_status(&answer).contains("collapsed") {
+            collapsed += 1;
+        }
+    }
+    assert_eq!(origin.requests(), 1);
+    assert_eq!(collapsed, 49);
+}
+
+#[tokio::test]
+async fn uncacheable_answers_release_the_waiters_instead_of_serialising_them() {
+    let origin = Origin::start(
+        Reply::ok("x", &[("cache-control", "no-store")]).after(Duration::from_millis(300)),
+    )
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    let started = std::time::Instant::now();
+    let burst: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { fetch(address, "/live", &[]).await }))
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    assert_eq!(origin.requests(), 10);
+    // One leader's 300 ms, then the rest at once: far from 10 × 300 ms.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// Purge
+
+#[tokio::test]
+async fn purges_forget_by_url_prefix_and_tag_and_a_soft_purge_forces_revalidation() {
+    use watertight_proxy::cache::PurgeTarget;
+    let origin = Origin::start(Reply::ok(
+        "x",
+        &[
+            ("cache-control", "max-age=60"),
+            ("surrogate-key", "product-1 catalog"),
+        ],
+    ))
+    .await;
+    let (proxy, address) = caching(&origin, "{}").await;
+    let cache = proxy
+        .current()
+        .cache
+        .clone()
+        .expect("a caching route has a cache");
+    for path in ["/p/1", "/p/2", "/q"] {
+        fetch(address, path, &[]).await;
+    }
+    assert_eq!(origin.requests(), 3);
+    let url = |path: &str| format!("http://{address}{path}");
+    assert_eq!(cache.purge(&PurgeTarget::Url(url("/q")), false), 1);
+    assert_eq!(cache.purge(&PurgeTarget::Prefix(url("/p/")), true), 2);
+    fetch(address, "/p/1", &[]).await;
+    assert_eq!(origin.requests(), 4, "a soft-purged entry is revalidated");
+    fetch(address, "/q", &[]).await;
+    assert_eq!(origin.requests(), 5, "a hard-purged entry is fetched again");
+    assert!(cache.purge(&PurgeTarget::Tag("catalog".into()), false) >= 3);
+    fetch(address, "/p/2", &[]).await;
+    assert_eq!(origin.requests(), 6);
+    assert!(cache.purge(&PurgeTarget::All, false) >= 1);
+}
