@@ -115,3 +115,44 @@ async fn unknown_clusters_endpoints_and_actions_are_404_with_what_exists() {
             .all(|e| e["state"] == "healthy")
     );
 }
+
+#[tokio::test]
+async fn cache_purge_takes_a_json_target_and_says_what_it_did() {
+    let origin = service(0).await;
+    let yaml = format!(
+        "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: all\n        cluster: app\n        cache: {{}}\nclusters:\n  - name: app\n    endpoints:\n      - address: \"{}\"\n",
+        origin.local_addr()
+    );
+    let loaded = watertight_config::load_str(&yaml, "test.yaml").unwrap();
+    let admin = Admin::new(Proxy::start(loaded).await.unwrap());
+    let purge = |body: &'static str| admin.answer(Method::POST, "/cache/purge", Bytes::from(body));
+    let (status, body) = purge(r#"{"url": "http://example.com/a"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["purged"], 0);
+    assert_eq!(body["soft"], false);
+    let (status, body) = purge(r#"{"prefix": "http://example.com/", "soft": true}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["soft"], true);
+    assert_eq!(purge(r#"{"all": true}"#).await.0, StatusCode::OK);
+    // Two targets, none, or no JSON: refused with the usage.
+    for bad in [r#"{"url": "a", "tag": "b"}"#, "{}", "purge everything"] {
+        let (status, body) = purge(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(body.as_str().unwrap().contains("\"prefix\""), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn cache_purge_without_a_caching_route_is_404() {
+    let (primary, standby) = (service(0).await, service(1).await);
+    let admin = admin(&primary, &standby, "auto").await;
+    let (status, body) = admin
+        .answer(
+            Method::POST,
+            "/cache/purge",
+            Bytes::from(r#"{"all": true}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.as_str().unwrap().contains("no route caches"));
+}

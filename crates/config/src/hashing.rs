@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HashPolicy {
-    /// Where a request's key comes from: `path`, `client_address`, or one of
+    /// Where a request's key comes from: `path`, `url`, `client_address`, or one of
     /// `{ header: NAME }`, `{ cookie: NAME }`, `{ query: NAME }`.
     pub key: HashKey,
     /// The table: `ring` (virtual nodes), `maglev` (one lookup per key) or `rendezvous`
@@ -43,6 +43,8 @@ pub enum HashKey {
     Query(String),
     /// The request path (without the query).
     Path,
+    /// The whole URL: host, path and query (the HTTP cache's key, for tiered caching).
+    Url,
     /// The client's IP address.
     ClientAddress,
 }

@@ -29,10 +29,11 @@ use http_body_util::BodyExt;
 
 use watertight_cache::coalesce::{Coalescer, Leader, Outcome, Role};
 use watertight_cache::semantics::{
-    self, CacheStatus, Forward, RequestDirectives, ResponseDirectives, Reuse,
+    self, CacheStatus, Forward, RangeAnswer, RequestDirectives, ResponseDirectives, Reuse,
 };
 use watertight_cache::store::{MemoryStore, Stored};
 use watertight_config as config;
+use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{self, ProxyBody};
 use crate::error::{BoxError, ProxyError};
@@ -169,26 +170,40 @@ impl Caching {
         }
         let directives = semantics::request_directives(request.headers());
         // A cache must not evaluate If-Match / If-Unmodified-Since / If-Range itself.
+        // A single byte range is answered from a complete stored response; a miss with a
+        // Range goes to the origin as it is (partial answers are not stored).
         let cacheable_request = (method == Method::GET || method == Method::HEAD)
-            && !request.headers().contains_key(header::RANGE)
             && !semantics::has_origin_preconditions(request.headers())
             && !directives.no_store;
         let Some(key) = cacheable_request.then(|| primary_key(&request)).flatten() else {
             return stack::call(self.inner.clone(), request).await;
         };
+        let trace = request.extensions().get::<Arc<RequestTrace>>().cloned();
         let now = SystemTime::now();
-        if let Some(stored) = self.lookup(&key, request.headers()) {
-            return self
-                .with_stored(request, key, stored, &directives, now)
-                .await;
-        }
-        if directives.only_if_cached {
-            return Ok(status_answer(
+        let answer = if let Some(stored) = self.lookup(&key, request.headers()) {
+            self.with_stored(request, key, stored, &directives, now)
+                .await
+        } else if directives.only_if_cached {
+            Ok(status_answer(
                 StatusCode::GATEWAY_TIMEOUT,
                 fwd_status(Forward::UriMiss, None),
-            ));
+            ))
+        } else {
+            self.miss(request, key, Forward::UriMiss).await
+        };
+        // The cache's decision, as a span event: what Cache-Status says.
+        if let (Some(trace), Ok(response)) = (&trace, &answer)
+            && let Some(status) = response
+                .headers()
+                .get("cache-status")
+                .and_then(|v| v.to_str().ok())
+        {
+            trace.event(
+                "cache",
+                vec![("watertight.cache_status", Value::Str(status.to_owned()))],
+            );
         }
-        self.miss(request, key, Forward::UriMiss).await
+        answer
     }
 
     /// The stored variant of `key` that matches a request with `headers`.
@@ -753,14 +768,42 @@ fn answer_from(
         }
         response
     } else {
+        let range = request
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| request.method() == Method::GET && stored.status == StatusCode::OK)
+            .map(|v| semantics::evaluate_range(v, stored.body.len() as u64))
+            .unwrap_or(RangeAnswer::Full);
+        let length = stored.body.len();
+        let (status, body, content_range) = match range {
+            RangeAnswer::Full => (stored.status, stored.body.clone(), None),
+            RangeAnswer::Partial { start, end } => (
+                StatusCode::PARTIAL_CONTENT,
+                stored.body.slice(start as usize..=end as usize),
+                Some(format!("bytes {start}-{end}/{length}")),
+            ),
+            RangeAnswer::Unsatisfiable => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                Bytes::new(),
+                Some(format!("bytes */{length}")),
+            ),
+        };
         let body = if request.method() == Method::HEAD {
             body::empty()
         } else {
-            body::full(stored.body.clone())
+            body::full(body)
         };
         let mut response = Response::new(body);
-        *response.status_mut() = stored.status;
+        *response.status_mut() = status;
         *response.headers_mut() = stored.headers.clone();
+        if let Some(content_range) = content_range {
+            // The length is the part's, set from the body.
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            if let Ok(value) = HeaderValue::from_str(&content_range) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+        }
         response
     };
     let age = stored.age(now).as_secs();

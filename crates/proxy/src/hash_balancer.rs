@@ -124,6 +124,22 @@ pub(crate) fn request_key<B>(
             })
         }),
         HashKey::Path => Some(key_hash(request.uri().path().as_bytes())),
+        HashKey::Url => {
+            let host = request
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| {
+                    request
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                })
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            Some(key_hash(format!("{host}{target}").as_bytes()))
+        }
         HashKey::ClientAddress => client.map(client_key),
     }
 }

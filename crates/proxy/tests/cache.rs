@@ -455,3 +455,64 @@ async fn purges_forget_by_url_prefix_and_tag_and_a_soft_purge_forces_revalidatio
     assert_eq!(origin.requests(), 6);
     assert!(cache.purge(&PurgeTarget::All, false) >= 1);
 }
+
+// RFC 9110 §14: a range of a complete stored response
+
+#[tokio::test]
+async fn s14_a_byte_range_is_cut_from_the_stored_response() {
+    let origin = Origin::start(Reply::ok("0123456789", &[("cache-control", "max-age=60")])).await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/r", &[]).await;
+    let part = fetch(address, "/r", &[("range", "bytes=2-5")]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.text(), "2345");
+    assert_eq!(part.header("content-range"), Some("bytes 2-5/10"));
+    let suffix = fetch(address, "/r", &[("range", "bytes=-3")]).await;
+    assert_eq!(suffix.text(), "789");
+    let beyond = fetch(address, "/r", &[("range", "bytes=20-")]).await;
+    assert_eq!(beyond.status, 416);
+    assert_eq!(beyond.header("content-range"), Some("bytes */10"));
+    let several = fetch(address, "/r", &[("range", "bytes=0-1,4-5")]).await;
+    assert_eq!(several.status, 200, "several ranges: the whole response");
+    assert_eq!(origin.requests(), 1);
+    // If-Range is the origin's to judge: forwarded.
+    fetch(
+        address,
+        "/r",
+        &[("range", "bytes=0-1"), ("if-range", "\"x\"")],
+    )
+    .await;
+    assert_eq!(origin.requests(), 2);
+}
+
+// Tiered caching: edges send misses to shield caches picked by a consistent hash of the URL
+
+#[tokio::test]
+async fn with_shields_each_object_is_fetched_from_the_origin_once_whatever_the_edge() {
+    let origin = Origin::start(Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    // Two shields, each caching in front of the origin.
+    let (_shield_a, a) = caching(&origin, "{}").await;
+    let (_shield_b, b) = caching(&origin, "{}").await;
+    // Two edges, each caching, hashing misses onto the shields by URL.
+    let edge = |_: usize| {
+        format!(
+            "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: all\n        cluster: shields\n        cache: {{}}\nclusters:\n  - name: shields\n    balancer: hash\n    hash: {{ key: url }}\n    endpoints:\n      - address: \"{a}\"\n      - address: \"{b}\"\n"
+        )
+    };
+    let (_edge_1, one) = proxy(&edge(1)).await;
+    let (_edge_2, two) = proxy(&edge(2)).await;
+    // Clients ask for one site, whichever edge they reach.
+    let site = [("host", "www.example.com")];
+    let paths: Vec<String> = (0..20).map(|i| format!("/object/{i}")).collect();
+    for path in &paths {
+        assert_eq!(fetch(one, path, &site).await.status, 200);
+    }
+    // The other edge in another order: a balancer that is not keyed on the URL would send
+    // objects to the other shield.
+    for path in paths.iter().rev() {
+        assert_eq!(fetch(two, path, &site).await.status, 200);
+    }
+    // Both edges missed every object, but each object reached the origin once: both edges
+    // picked the same shield for it.
+    assert_eq!(origin.requests(), 20);
+}

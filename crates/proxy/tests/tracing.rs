@@ -380,3 +380,47 @@ async fn a_request_served_by_a_standby_group_carries_a_failover_event() {
             .any(|kv| kv.key == "watertight.priority")
     );
 }
+
+#[tokio::test]
+async fn cache_decisions_are_span_events() {
+    use support::origin::{Origin, Reply};
+    let receiver = OtlpReceiver::start().await;
+    let origin = Origin::start(Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let yaml = traced(
+        origin.address,
+        "edge",
+        receiver.address,
+        "  head_ratio: 1.0\n",
+    )
+    .replace(
+        "        cluster: app\n",
+        "        cluster: app\n        cache: {}\n",
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
+    assert_eq!(get(&h1(), address, "/", &[]).await.status, 200);
+    let spans = receiver
+        .wait_for(|spans| spans.iter().filter(|s| s.is_server()).count() >= 2)
+        .await;
+    let decisions: Vec<String> = spans
+        .iter()
+        .filter(|s| s.is_server())
+        .flat_map(|s| s.span.events.iter().filter(|e| e.name == "cache"))
+        .flat_map(|e| e.attributes.iter())
+        .filter(|kv| kv.key == "watertight.cache_status")
+        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        decisions.iter().any(|d| d.contains("fwd=uri-miss")),
+        "{decisions:?}"
+    );
+    assert!(
+        decisions.iter().any(|d| d.contains("; hit")),
+        "{decisions:?}"
+    );
+}

@@ -85,6 +85,18 @@ mod tests {
     }
 
     #[test]
+    fn cache_turns_on_caching_for_the_route_with_defaults() {
+        let to = vec!["http://127.0.0.1:8000".to_owned()];
+        let plain = config("127.0.0.1:8002", &to, "127.0.0.1:9901", "off", false).unwrap();
+        assert_eq!(plain.config.listeners[0].routes[0].cache, None);
+        let cached = config("127.0.0.1:8002", &to, "127.0.0.1:9901", "off", true).unwrap();
+        assert_eq!(
+            cached.config.listeners[0].routes[0].cache,
+            Some(config::RouteCache::default())
+        );
+    }
+
+    #[test]
     fn bad_listen_address_is_reported() {
         let to = vec!["http://127.0.0.1:8000".to_owned()];
         assert!(config("nonsense", &to, "127.0.0.1:9901", "off", false).is_err());

@@ -10,6 +10,7 @@
 //! - [`vary`](mod@vary): secondary keys (§4.1).
 //! - [`invalidation`]: invalidation by unsafe methods (§4.4).
 //! - [`status`]: the `Cache-Status` header (RFC 9211).
+//! - [`range`]: a single byte range from a stored response (RFC 9110 §14).
 //!
 //! Section numbers without an RFC are RFC 9111's.
 
@@ -18,6 +19,7 @@ pub mod directives;
 pub mod freshness;
 pub mod invalidation;
 mod parse;
+pub mod range;
 pub mod reuse;
 pub mod status;
 pub mod storable;
@@ -38,6 +40,7 @@ pub use freshness::{
 };
 pub use invalidation::{invalidated_uris, is_unsafe};
 pub use parse::DELTA_SECONDS_MAX;
+pub use range::{RangeAnswer, evaluate_range};
 pub use reuse::{Reuse, is_stale_if_error_status, reuse, stale_forbidden, stale_if_error};
 pub use status::{CacheStatus, Forward, ttl_seconds};
 pub use storable::{
