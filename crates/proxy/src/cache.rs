@@ -189,7 +189,13 @@ impl Caching {
                 fwd_status(Forward::UriMiss, None),
             ))
         } else {
-            self.miss(request, key, Forward::UriMiss).await
+            // Stored variants that do not match this request make it a Vary miss.
+            let forward = if self.cache.store.get(&key).is_some() {
+                Forward::VaryMiss
+            } else {
+                Forward::UriMiss
+            };
+            self.miss(request, key, forward).await
         };
         // The cache's decision, as a span event: what Cache-Status says.
         if let (Some(trace), Ok(response)) = (&trace, &answer)

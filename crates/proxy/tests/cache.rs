@@ -231,11 +231,12 @@ async fn s4_1_variants_are_kept_per_varied_request_field_and_vary_star_never_mat
             .text(),
         "fr"
     );
-    assert_eq!(
-        fetch(address, "/", &[("accept-language", "de")])
-            .await
-            .text(),
-        "de"
+    let second_variant = fetch(address, "/", &[("accept-language", "de")]).await;
+    assert_eq!(second_variant.text(), "de");
+    assert!(
+        cache_status(&second_variant).contains("fwd=vary-miss"),
+        "{}",
+        cache_status(&second_variant)
     );
     assert_eq!(
         fetch(address, "/", &[("accept-language", "fr")])
