@@ -62,13 +62,14 @@ pub struct SharedCache {
 pub struct CacheCounts {
     /// Answered from the store, fresh.
     pub hits: AtomicU64,
-    /// Fetched from the origin for want of a usable stored response.
+    /// Went to the origin themselves for want of a usable stored response (a request that
+    /// waited for another's fetch and was answered by it is `coalesced`, not a miss).
     pub misses: AtomicU64,
     /// Answered stale (while revalidating, or because the origin failed).
     pub stale: AtomicU64,
     /// Conditional requests sent to revalidate a stored response.
     pub revalidations: AtomicU64,
-    /// Misses that waited for another request's fetch.
+    /// Answered from another request's fetch of the same URL, after waiting for it.
     pub coalesced: AtomicU64,
     /// Responses stored.
     pub stored: AtomicU64,
@@ -422,16 +423,16 @@ impl Caching {
         key: String,
         forward: Forward,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        self.cache.counts.misses.fetch_add(1, Ordering::Relaxed);
         let leader = if request.method() == Method::GET {
             match self.cache.coalescer.join(&key) {
                 Role::Leader(leader) => Some(leader),
                 Role::Follower(follower) => {
-                    self.cache.counts.coalesced.fetch_add(1, Ordering::Relaxed);
                     let outcome = follower.wait(self.config.coalesce_timeout.get()).await;
                     if outcome == Outcome::Stored
                         && let Some(stored) = self.lookup(&key, request.headers())
                     {
+                        // Answered by another request's fetch: coalesced, not a miss.
+                        self.cache.counts.coalesced.fetch_add(1, Ordering::Relaxed);
                         let now = SystemTime::now();
                         let status = CacheStatus {
                             cache: CACHE_NAME,
@@ -457,6 +458,8 @@ impl Caching {
         } else {
             None
         };
+        // This request goes to the origin itself: a miss.
+        self.cache.counts.misses.fetch_add(1, Ordering::Relaxed);
         let (parts, client) = request_parts(&request);
         let request_time = SystemTime::now();
         let mut response = stack::call(self.inner.clone(), request).await?;

@@ -232,7 +232,7 @@ impl Collector for Saturation {
             scrape::counters(
                 e,
                 "cache_requests",
-                "Requests on caching routes by result: hit (fresh from the store), stale (answered stale), miss (fetched), coalesced (waited for another request's fetch)",
+                "Lookups on caching routes by result: hit (fresh from the store), stale (answered stale), miss (went to the origin itself), coalesced (answered by another request's fetch); revalidations are counted apart",
                 [
                     ("hit", read(&counts.hits)),
                     ("stale", read(&counts.stale)),
