@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+use crate::encode::Coding;
 use crate::semantics::{ResponseDirectives, Vary};
 
 /// One stored response.
@@ -42,6 +43,8 @@ pub struct Stored {
     pub tags: Vec<String>,
     /// Marked stale by a soft purge: served only after revalidation (or as stale-if-error).
     pub soft_purged: AtomicBool,
+    /// The body compressed, per coding, made the first time a client asked for it.
+    pub encoded: std::sync::Mutex<Vec<(Coding, Bytes)>>,
 }
 
 impl Stored {
@@ -72,7 +75,19 @@ impl Stored {
         self.ttl(now) > 0.0
     }
 
-    /// Bytes it holds, as the memory tier counts them.
+    /// Its body in `coding`, compressed now if no one asked for it before.
+    pub fn encoded(&self, coding: Coding) -> Bytes {
+        let mut encoded = self.encoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, body)) = encoded.iter().find(|(c, _)| *c == coding) {
+            return body.clone();
+        }
+        let body = coding.compress(&self.body);
+        encoded.push((coding, body.clone()));
+        body
+    }
+
+    /// Bytes it holds, as the memory tier counts them (compressed copies, made later, are
+    /// at most a fraction of the body more).
     pub fn weight(&self) -> u32 {
         let headers: usize = self
             .headers
@@ -261,6 +276,7 @@ mod tests {
             directives: ResponseDirectives::default(),
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             soft_purged: AtomicBool::new(false),
+            encoded: Default::default(),
         })
     }
 

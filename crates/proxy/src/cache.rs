@@ -28,6 +28,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use watertight_cache::coalesce::{Coalescer, Leader, Outcome, Role};
+use watertight_cache::encode;
 use watertight_cache::semantics::{
     self, CacheStatus, Forward, RangeAnswer, RequestDirectives, ResponseDirectives, Reuse,
 };
@@ -252,11 +253,13 @@ impl Caching {
         ) {
             Reuse::Fresh => {
                 self.cache.counts.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(answer_from(&stored, &request, now, hit(None)));
+                return Ok(answer_from(&stored, Head::of(&request), now, hit(None)).await);
             }
             Reuse::StaleAllowed => {
                 self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
-                return Ok(answer_from(&stored, &request, now, hit(Some("max-stale"))));
+                return Ok(
+                    answer_from(&stored, Head::of(&request), now, hit(Some("max-stale"))).await,
+                );
             }
             Reuse::StaleWhileRevalidate => {
                 // One background request revalidates it; everyone meanwhile gets it stale.
@@ -276,10 +279,11 @@ impl Caching {
                 self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
                 return Ok(answer_from(
                     &stored,
-                    &request,
+                    Head::of(&request),
                     now,
                     hit(Some("stale-while-revalidate")),
-                ));
+                )
+                .await);
             }
             Reuse::Revalidate => {}
         }
@@ -306,7 +310,7 @@ impl Caching {
                     stored: true,
                     ..CacheStatus::default()
                 };
-                Ok(answer_from(&fresh, &client, now, status.to_header_value()))
+                Ok(answer_from(&fresh, Head::of(&client), now, status.to_header_value()).await)
             }
             Ok(Revalidated::Replaced(mut response)) => {
                 let status = response.status();
@@ -334,7 +338,8 @@ impl Caching {
                     detail: Some("stale-if-error"),
                     ..CacheStatus::default()
                 };
-                let mut response = answer_from(&stored, &client, now, status.to_header_value());
+                let mut response =
+                    answer_from(&stored, Head::of(&client), now, status.to_header_value()).await;
                 response
                     .headers_mut()
                     .insert(DEGRADED_HEADER, HeaderValue::from_static("stale-if-error"));
@@ -447,10 +452,11 @@ impl Caching {
                         };
                         return Ok(answer_from(
                             &stored,
-                            &request,
+                            Head::of(&request),
                             now,
                             status.to_header_value(),
-                        ));
+                        )
+                        .await);
                     }
                     None
                 }
@@ -740,15 +746,16 @@ fn build_stored(
         directives,
         tags,
         soft_purged: AtomicBool::new(false),
+        encoded: Default::default(),
         headers,
     }
 }
 
 /// The answer to `request` from `stored`: 304 if the request's conditionals say so, no body
 /// for HEAD, `Age` and `Cache-Status` set.
-fn answer_from(
-    stored: &Stored,
-    request: &Request<ProxyBody>,
+async fn answer_from(
+    stored: &Arc<Stored>,
+    request: Head<'_>,
     now: SystemTime,
     cache_status: HeaderValue,
 ) -> Response<ProxyBody> {
@@ -806,6 +813,9 @@ fn answer_from(
         let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = stored.headers.clone();
+        if content_range.is_none() && status == StatusCode::OK {
+            encode(&mut response, stored, request).await;
+        }
         if let Some(content_range) = content_range {
             // The length is the part's, set from the body.
             response.headers_mut().remove(header::CONTENT_LENGTH);
@@ -823,6 +833,86 @@ fn answer_from(
         .headers_mut()
         .insert(HeaderName::from_static("cache-status"), cache_status);
     response
+}
+
+/// Compresses a whole answer from `stored` for a client that accepts brotli or gzip, when the
+/// origin did not compress a compressible type; either way such an answer varies on
+/// `Accept-Encoding`. The compressed body is made once per coding and kept with the stored
+/// response (off the runtime's threads when it is large).
+async fn encode(response: &mut Response<ProxyBody>, stored: &Arc<Stored>, request: Head<'_>) {
+    if !encode::compressible(&stored.headers, stored.body.len()) {
+        return;
+    }
+    add_vary_accept_encoding(response.headers_mut());
+    let Some(coding) = encode::negotiate(request.headers()) else {
+        return;
+    };
+    let body = if stored.body.len() > 256 * 1024 {
+        let stored = stored.clone();
+        match tokio::task::spawn_blocking(move || stored.encoded(coding)).await {
+            Ok(body) => body,
+            Err(_) => return,
+        }
+    } else {
+        stored.encoded(coding)
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(coding.token()),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+    // Another representation: a strong validator must differ (RFC 9110 §8.8.1).
+    if let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+        && let Some(opaque) = etag.strip_suffix('"').filter(|_| etag.starts_with('"'))
+        && let Ok(value) = HeaderValue::from_str(&format!("{opaque}-{}\"", coding.token()))
+    {
+        headers.insert(header::ETAG, value);
+    }
+    if request.method() != Method::HEAD {
+        *response.body_mut() = body::full(body);
+    }
+}
+
+/// What an answer from the store needs of the request (borrowed apart from its body, which
+/// is not `Sync`).
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+}
+
+impl<'a> Head<'a> {
+    fn of(request: &'a Request<ProxyBody>) -> Self {
+        Self {
+            method: request.method(),
+            headers: request.headers(),
+        }
+    }
+
+    fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+}
+
+/// Adds `Accept-Encoding` to the answer's `Vary` unless it is there (or `*`).
+fn add_vary_accept_encoding(headers: &mut HeaderMap) {
+    let listed = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| {
+            let f = f.trim();
+            f == "*" || f.eq_ignore_ascii_case("accept-encoding")
+        });
+    if !listed {
+        headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
 }
 
 /// A bodiless answer the cache makes itself (`only-if-cached` without a stored response).

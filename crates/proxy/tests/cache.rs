@@ -517,3 +517,91 @@ async fn with_shields_each_object_is_fetched_from_the_origin_once_whatever_the_e
     // picked the same shield for it.
     assert_eq!(origin.requests(), 20);
 }
+
+// Compression on the way out
+
+#[tokio::test]
+async fn uncompressed_text_is_compressed_for_clients_that_accept_it_and_varies_on_it() {
+    use std::io::Read;
+    let page = "<p>watertight keeps cascades out</p>\n".repeat(200);
+    let origin = Origin::start(Reply::ok(
+        &page,
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-type", "text/html"),
+            ("etag", "\"p1\""),
+        ],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    let identity = fetch(address, "/page", &[]).await;
+    assert_eq!(identity.text(), page);
+    let gzip = fetch(address, "/page", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gzip.header("etag"),
+        Some("\"p1-gzip\""),
+        "another representation"
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gzip.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, page);
+    let br = fetch(
+        address,
+        "/page",
+        &[("accept-encoding", "gzip, deflate, br")],
+    )
+    .await;
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    let mut bytes = Vec::new();
+    brotli::Decompressor::new(&br.body[..], 4096)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(bytes, page.as_bytes());
+    assert!(br.body.len() < page.len() / 5);
+    // Every answer of it says it varies on Accept-Encoding, the identity one too.
+    let identity = fetch(address, "/page", &[]).await;
+    assert!(identity.header("content-encoding").is_none());
+    for answer in [&identity, &gzip, &br] {
+        assert!(
+            answer
+                .header("vary")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding"))
+        );
+    }
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test]
+async fn images_no_transform_and_already_encoded_bodies_are_left_alone() {
+    let big = "x".repeat(4096);
+    for headers in [
+        vec![
+            ("cache-control", "max-age=60"),
+            ("content-type", "image/png"),
+        ],
+        vec![
+            ("cache-control", "max-age=60, no-transform"),
+            ("content-type", "text/plain"),
+        ],
+        vec![
+            ("cache-control", "max-age=60"),
+            ("content-type", "text/plain"),
+            ("content-encoding", "identity"),
+        ],
+    ] {
+        let origin = Origin::start(Reply::ok(&big, &headers)).await;
+        let (_proxy, address) = caching(&origin, "{}").await;
+        fetch(address, "/", &[]).await;
+        let answer = fetch(address, "/", &[("accept-encoding", "gzip, br")]).await;
+        assert_ne!(
+            answer.header("content-encoding"),
+            Some("gzip"),
+            "{headers:?}"
+        );
+        assert_ne!(answer.header("content-encoding"), Some("br"), "{headers:?}");
+        assert_eq!(answer.body.len(), big.len(), "{headers:?}");
+    }
+}
