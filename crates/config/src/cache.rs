@@ -16,6 +16,9 @@ pub struct CacheStore {
     /// The largest response body stored; larger ones stream through uncached.
     #[serde(default = "default_max_object_bytes")]
     pub max_object_bytes: usize,
+    /// A disk tier under the memory tier, surviving restarts; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskTier>,
 }
 
 impl Default for CacheStore {
@@ -23,8 +26,20 @@ impl Default for CacheStore {
         Self {
             max_bytes: default_max_bytes(),
             max_object_bytes: default_max_object_bytes(),
+            disk: None,
         }
     }
+}
+
+/// The cache's disk tier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskTier {
+    /// The directory it keeps its files in (created if missing).
+    pub path: String,
+    /// Most bytes it keeps; the oldest responses go first.
+    #[serde(default = "default_disk_bytes")]
+    pub max_bytes: u64,
 }
 
 /// A route's HTTP caching (RFC 9111, as a shared cache).
@@ -60,6 +75,9 @@ fn default_max_bytes() -> u64 {
 }
 fn default_max_object_bytes() -> usize {
     8 * 1024 * 1024
+}
+fn default_disk_bytes() -> u64 {
+    4 * 1024 * 1024 * 1024
 }
 fn zero() -> Duration {
     Duration::from_secs(0)

@@ -40,7 +40,7 @@ mod unknown_fields;
 mod validate;
 
 pub use address::{parse_endpoint_address, parse_listen_address};
-pub use cache::{CacheStore, RouteCache};
+pub use cache::{CacheStore, DiskTier, RouteCache};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::Duration;
 pub use failover::{

@@ -28,6 +28,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use watertight_cache::coalesce::{Coalescer, Leader, Outcome, Role};
+use watertight_cache::disk::{DiskStore, Record};
 use watertight_cache::encode;
 use watertight_cache::semantics::{
     self, CacheStatus, Forward, RangeAnswer, RequestDirectives, ResponseDirectives, Reuse,
@@ -52,6 +53,8 @@ const TAG_HEADERS: [&str; 2] = ["surrogate-key", "cache-tag"];
 pub struct SharedCache {
     /// The memory tier.
     pub store: MemoryStore,
+    /// The disk tier, if configured.
+    disk: Option<Arc<DiskStore>>,
     coalescer: Arc<Coalescer>,
     /// What happened to requests, for metrics and the admin API.
     pub counts: CacheCounts,
@@ -77,13 +80,90 @@ pub struct CacheCounts {
 }
 
 impl SharedCache {
-    /// A cache with the store `config` describes.
-    pub fn new(config: &config::CacheStore) -> Self {
-        Self {
+    /// A cache with the store `config` describes (opening its disk tier, and rebuilding the
+    /// tier's index, if it has one).
+    pub fn new(config: &config::CacheStore) -> Result<Self, String> {
+        let disk = config
+            .disk
+            .as_ref()
+            .map(|disk| {
+                DiskStore::open(std::path::Path::new(&disk.path), disk.max_bytes)
+                    .map(Arc::new)
+                    .map_err(|e| format!("cache.disk.path {:?}: {e}", disk.path))
+            })
+            .transpose()?;
+        Ok(Self {
             store: MemoryStore::new(config.max_bytes, config.max_object_bytes),
+            disk,
             coalescer: Arc::new(Coalescer::default()),
             counts: CacheCounts::default(),
             config: config.clone(),
+        })
+    }
+
+    /// Stores `stored` in memory (replacing `replaced`) and writes it to the disk tier in the
+    /// background.
+    fn keep(&self, key: &str, stored: Arc<Stored>, replaced: Option<&Arc<Stored>>) {
+        self.store.insert(key, stored.clone(), replaced);
+        if let Some(disk) = &self.disk
+            && stored.body.len() <= self.store.max_object_bytes()
+        {
+            let disk = disk.clone();
+            let key = key.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let record = Record {
+                    key,
+                    status: stored.status,
+                    headers: stored.headers.clone(),
+                    secondary: stored.secondary.clone(),
+                    request_time: stored.request_time,
+                    response_time: stored.response_time,
+                    stale_while_revalidate: stored.directives.stale_while_revalidate,
+                    stale_if_error: stored.directives.stale_if_error,
+                };
+                if let Err(error) = disk.write(&record, &stored.body) {
+                    tracing::warn!(%error, "cache: disk write failed");
+                }
+            });
+        }
+    }
+
+    /// The disk tier's variant of `key` matching a request with `headers`, read and checked,
+    /// and promoted to memory.
+    async fn load(&self, key: &str, headers: &HeaderMap) -> Option<Arc<Stored>> {
+        let disk = self.disk.clone()?;
+        let secondary =
+            disk.variants(key)
+                .into_iter()
+                .find_map(|(stored_headers, secondary)| {
+                    let vary = semantics::vary(&stored_headers);
+                    semantics::variant_matches(&vary, &secondary, headers).then_some(secondary)
+                })?;
+        let owned_key = key.to_owned();
+        let (record, body) = tokio::task::spawn_blocking(move || disk.read(&owned_key, &secondary))
+            .await
+            .ok()??;
+        let vary = semantics::vary(&record.headers);
+        let mut stored = build_stored(
+            record.status,
+            record.headers,
+            body,
+            (vary, record.secondary),
+            (record.request_time, record.response_time),
+            &config::RouteCache::default(),
+        );
+        stored.directives.stale_while_revalidate = record.stale_while_revalidate;
+        stored.directives.stale_if_error = record.stale_if_error;
+        let stored = Arc::new(stored);
+        self.store.insert(key, stored.clone(), None);
+        Some(stored)
+    }
+
+    /// Forgets `key` in both tiers.
+    fn forget(&self, key: &str) {
+        self.store.remove(key);
+        if let Some(disk) = &self.disk {
+            disk.remove(|k, _| k == key);
         }
     }
 
@@ -118,7 +198,17 @@ impl SharedCache {
                 .any(|v| v.tags.iter().any(|t| t == tag)),
             PurgeTarget::All => true,
         };
-        if soft {
+        // The disk copies go either way: a soft-purged memory copy still stands in for a
+        // failed origin, the disk one would come back fresh after a restart.
+        let on_disk = self.disk.as_ref().map_or(0, |disk| {
+            disk.remove(|key, headers| match target {
+                PurgeTarget::Url(url) => key == url,
+                PurgeTarget::Prefix(prefix) => key.starts_with(prefix.as_str()),
+                PurgeTarget::Tag(tag) => tags_of(headers).iter().any(|t| t == tag),
+                PurgeTarget::All => true,
+            })
+        });
+        let in_memory = if soft {
             self.store.mark_stale(matches)
         } else if matches!(target, PurgeTarget::All) {
             let count = self.store.len() as usize;
@@ -126,7 +216,8 @@ impl SharedCache {
             count
         } else {
             self.store.purge(matches)
-        }
+        };
+        in_memory.max(on_disk)
     }
 }
 
@@ -182,7 +273,11 @@ impl Caching {
         };
         let trace = request.extensions().get::<Arc<RequestTrace>>().cloned();
         let now = SystemTime::now();
-        let answer = if let Some(stored) = self.lookup(&key, request.headers()) {
+        let found = match self.lookup(&key, request.headers()) {
+            Some(stored) => Some(stored),
+            None => self.cache.load(&key, request.headers()).await,
+        };
+        let answer = if let Some(stored) = found {
             self.with_stored(request, key, stored, &directives, now)
                 .await
         } else if directives.only_if_cached {
@@ -402,7 +497,7 @@ impl Caching {
                 (request_time, response_time),
                 &self.config,
             ));
-            self.cache.store.insert(&key, fresh.clone(), Some(&stored));
+            self.cache.keep(&key, fresh.clone(), Some(&stored));
             if let Some(leader) = leader {
                 leader.finish(Outcome::Stored);
             }
@@ -575,7 +670,7 @@ impl Caching {
             for uri in
                 semantics::invalidated_uris(&method, &target, response.status(), response.headers())
             {
-                self.cache.store.remove(&uri);
+                self.cache.forget(&uri);
             }
         }
         Ok(response)
@@ -640,7 +735,7 @@ impl Pending {
             (self.request_time, self.response_time),
             &self.route,
         ));
-        self.cache.store.insert(&self.key, stored, None);
+        self.cache.keep(&self.key, stored, None);
         self.cache.counts.stored.fetch_add(1, Ordering::Relaxed);
         if let Some(leader) = self.leader {
             leader.finish(Outcome::Stored);
@@ -726,14 +821,7 @@ fn build_stored(
     if directives.stale_if_error.is_none() {
         directives.stale_if_error = grace(route.stale_if_error);
     }
-    let tags = TAG_HEADERS
-        .iter()
-        .flat_map(|name| headers.get_all(*name))
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([' ', ',']))
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let tags = tags_of(&headers);
     Stored {
         status,
         body,
@@ -749,6 +837,18 @@ fn build_stored(
         encoded: Default::default(),
         headers,
     }
+}
+
+/// The surrogate keys a response carries (`Surrogate-Key`, `Cache-Tag`).
+fn tags_of(headers: &HeaderMap) -> Vec<String> {
+    TAG_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([' ', ',']))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The answer to `request` from `stored`: 304 if the request's conditionals say so, no body

@@ -94,14 +94,20 @@ impl Runtime {
             .iter()
             .flat_map(|l| &l.routes)
             .any(|r| r.cache.is_some());
-        let cache = caching.then(|| {
-            let store = config.cache.clone().unwrap_or_default();
-            previous
-                .and_then(|p| p.cache.as_ref())
-                .filter(|c| *c.config() == store)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(SharedCache::new(&store)))
-        });
+        let cache = match caching {
+            false => None,
+            true => {
+                let store = config.cache.clone().unwrap_or_default();
+                let kept = previous
+                    .and_then(|p| p.cache.as_ref())
+                    .filter(|c| *c.config() == store)
+                    .cloned();
+                Some(match kept {
+                    Some(cache) => cache,
+                    None => Arc::new(SharedCache::new(&store)?),
+                })
+            }
+        };
 
         let mut listeners = HashMap::new();
         for listener in &config.listeners {

@@ -605,3 +605,55 @@ async fn images_no_transform_and_already_encoded_bodies_are_left_alone() {
         assert_eq!(answer.body.len(), big.len(), "{headers:?}");
     }
 }
+
+// The disk tier
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_tier_survives_a_restart_and_never_serves_a_corrupted_file() {
+    let origin = Origin::start(Reply::ok("kept", &[("cache-control", "max-age=600")])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "cache:\n  disk: {{ path: \"{}\" }}\naccess_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: all\n        cluster: origin\n        cache: {{}}\nclusters:\n  - name: origin\n    endpoints:\n      - address: \"{}\"\n",
+        dir.path().display(),
+        origin.address
+    );
+    // The same site through each proxy (the cache key has the host).
+    const SITE: [(&str, &str); 1] = [("host", "www.example.com")];
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wtc"))
+            .collect()
+    };
+    {
+        let (first, address) = proxy(&yaml).await;
+        assert_eq!(fetch(address, "/kept", &SITE).await.text(), "kept");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while files().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "written to disk");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(first);
+    }
+    // A new process (here: a new proxy) finds it on disk.
+    let (_second, address) = proxy(&yaml).await;
+    let answer = fetch(address, "/kept", &SITE).await;
+    assert_eq!(answer.text(), "kept");
+    assert!(
+        cache_status(&answer).contains("hit"),
+        "{}",
+        cache_status(&answer)
+    );
+    assert_eq!(origin.requests(), 1);
+
+    // Corrupt the file: a third proxy does not serve it, fetches again, and drops the file.
+    let path = files().pop().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_third, address) = proxy(&yaml).await;
+    assert_eq!(fetch(address, "/kept", &SITE).await.text(), "kept");
+    assert_eq!(origin.requests(), 2, "the corrupted copy was not served");
+}

@@ -68,6 +68,9 @@ struct ProxyArgs {
     /// Quick mode: cache responses (RFC 9111, a memory store of 256 MiB).
     #[arg(long, requires = "listen")]
     cache: bool,
+    /// Quick mode: cache responses, with a disk tier (4 GiB) in this directory as well.
+    #[arg(long, requires = "listen")]
+    cache_dir: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,7 +124,13 @@ fn proxy(args: ProxyArgs) -> ExitCode {
             }
         },
         (None, Some(listen)) => {
-            match quick::config(listen, &args.to, &args.admin, &args.access_log, args.cache) {
+            match quick::config(
+                listen,
+                &args.to,
+                &args.admin,
+                &args.access_log,
+                quick::Caching::from_flags(args.cache, args.cache_dir.as_deref()),
+            ) {
                 Ok(loaded) => (loaded, None),
                 Err(message) => {
                     eprintln!("watertight proxy: {message}");

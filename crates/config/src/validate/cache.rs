@@ -42,6 +42,26 @@ fn check_store(store: &CacheStore, path: &Path, found: &mut Vec<Finding>) {
             .hint("e.g. 268435456 (256 MiB, the default)"),
         );
     }
+    if let Some(disk) = &store.disk {
+        if disk.path.trim().is_empty() {
+            found.push(
+                Finding::new(
+                    path.key("disk").key("path"),
+                    "the disk tier's path is empty",
+                )
+                .hint("name a directory, e.g. /var/cache/watertight"),
+            );
+        }
+        if disk.max_bytes < store.max_object_bytes as u64 {
+            found.push(Finding::new(
+                path.key("disk").key("max_bytes"),
+                format!(
+                    "the disk tier's max_bytes {} is below max_object_bytes {}",
+                    disk.max_bytes, store.max_object_bytes
+                ),
+            ));
+        }
+    }
     if store.max_object_bytes as u64 > store.max_bytes {
         found.push(Finding::new(
             path.key("max_object_bytes"),
