@@ -77,6 +77,8 @@ pub struct CacheCounts {
     pub coalesced: AtomicU64,
     /// Responses stored.
     pub stored: AtomicU64,
+    /// Purges asked for (hard or soft).
+    pub purges: AtomicU64,
 }
 
 impl SharedCache {
@@ -159,6 +161,11 @@ impl SharedCache {
         Some(stored)
     }
 
+    /// Bytes held by the disk tier, if there is one.
+    pub fn disk_bytes(&self) -> Option<u64> {
+        self.disk.as_ref().map(|d| d.bytes())
+    }
+
     /// Forgets `key` in both tiers.
     fn forget(&self, key: &str) {
         self.store.remove(key);
@@ -189,6 +196,7 @@ pub enum PurgeTarget {
 impl SharedCache {
     /// Hard purge (forget) or soft purge (mark stale) of `target`; how many URLs it hit.
     pub fn purge(&self, target: &PurgeTarget, soft: bool) -> usize {
+        self.counts.purges.fetch_add(1, Ordering::Relaxed);
         let matches = |key: &str, variants: &watertight_cache::store::Variants| match target {
             PurgeTarget::Url(url) => key == url,
             PurgeTarget::Prefix(prefix) => key.starts_with(prefix.as_str()),
@@ -340,12 +348,20 @@ impl Caching {
             }
             .to_header_value()
         };
-        match semantics::reuse(
-            directives,
-            &stored.directives,
-            Some(stored.current_lifetime()),
-            age,
-        ) {
+        // Content-addressed (`immutable`) and fresh: a client's reload (`no-cache`,
+        // `max-age=0`) does not make it revalidate (RFC 8246).
+        let immutable_fresh = stored.directives.immutable && ttl > 0.0;
+        let reuse = if immutable_fresh {
+            Reuse::Fresh
+        } else {
+            semantics::reuse(
+                directives,
+                &stored.directives,
+                Some(stored.current_lifetime()),
+                age,
+            )
+        };
+        match reuse {
             Reuse::Fresh => {
                 self.cache.counts.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(answer_from(&stored, Head::of(&request), now, hit(None)).await);

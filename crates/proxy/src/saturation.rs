@@ -269,6 +269,22 @@ impl Collector for Saturation {
                 None,
                 cache.store.bytes() as f64,
             )?;
+            scrape::counter(
+                e,
+                "cache_purges",
+                "Purges asked for on the admin API (hard or soft)",
+                None,
+                read(&counts.purges),
+            )?;
+            if let Some(bytes) = cache.disk_bytes() {
+                scrape::gauge(
+                    e,
+                    "cache_disk_bytes",
+                    "Bytes held by the disk tier",
+                    None,
+                    bytes as f64,
+                )?;
+            }
             scrape::gauge(
                 e,
                 "cache_stored_objects",

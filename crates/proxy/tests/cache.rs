@@ -657,3 +657,30 @@ async fn the_disk_tier_survives_a_restart_and_never_serves_a_corrupted_file() {
     assert_eq!(fetch(address, "/kept", &SITE).await.text(), "kept");
     assert_eq!(origin.requests(), 2, "the corrupted copy was not served");
 }
+
+// RFC 8246: immutable
+
+#[tokio::test]
+async fn rfc8246_a_fresh_immutable_response_is_not_revalidated_on_a_reload() {
+    let origin = Origin::start(Reply::ok(
+        "app.3f2a1c.js",
+        &[("cache-control", "max-age=31536000, immutable")],
+    ))
+    .await;
+    let (_proxy, address) = caching(&origin, "{}").await;
+    fetch(address, "/app.3f2a1c.js", &[]).await;
+    for reload in [
+        ("cache-control", "no-cache"),
+        ("cache-control", "max-age=0"),
+    ] {
+        let answer = fetch(address, "/app.3f2a1c.js", &[reload]).await;
+        assert!(cache_status(&answer).contains("hit"), "{reload:?}");
+    }
+    assert_eq!(origin.requests(), 1);
+    // Without immutable, a reload revalidates.
+    let mutable = Origin::start(Reply::ok("x", &[("cache-control", "max-age=600")])).await;
+    let (_proxy, address) = caching(&mutable, "{}").await;
+    fetch(address, "/", &[]).await;
+    fetch(address, "/", &[("cache-control", "no-cache")]).await;
+    assert_eq!(mutable.requests(), 2);
+}
