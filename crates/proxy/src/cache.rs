@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! request ─┬─ unsafe method ──────────────→ origin; a 2xx/3xx invalidates the target (§4.4)
-//!          ├─ not GET/HEAD, Range, no-store → origin, untouched
-//!          ├─ stored variant, usable ───────→ answer from the store (Age, Cache-Status: hit)
+//!          ├─ not GET/HEAD, no-store, an
+//!          │  origin-only precondition ─────→ origin, untouched
+//!          ├─ stored variant (memory, then
+//!          │  disk), usable ────────────────→ answer from the store (Age, Cache-Status: hit;
+//!          │                                  a single Range cut from it; brotli or gzip)
 //!          ├─ stale, within swr ────────────→ answer stale, revalidate once in the background
 //!          ├─ stale ────────────────────────→ revalidate (conditional request); 304 freshens
 //!          │                                  it; a failure within stale-if-error answers stale
@@ -12,7 +15,8 @@
 //! ```
 //!
 //! Responses are stored whole (up to the store's object size) while they stream to the
-//! client. Responses with `Set-Cookie` are not stored. Every answer carries `Cache-Status`
+//! client, in memory and, if configured, on disk. Responses with `Set-Cookie` are not
+//! stored. Every answer carries `Cache-Status`
 //! (RFC 9211); stale answers given for a failed origin are marked `x-watertight-degraded`.
 
 use std::pin::Pin;
