@@ -22,7 +22,7 @@
 //! the outage was longer than `--max-outage`, or the drill was interrupted; 2 the drill could
 //! not start (admin API unreachable, unknown cluster, no standby group, failing target).
 
-mod admin;
+pub(crate) mod admin;
 mod exercise;
 mod plan;
 mod report;

@@ -2,7 +2,9 @@
 //! library crates (`watertight-proxy`, `-config`, `-admin`, `-demo`).
 
 mod demo;
+mod demo_service;
 mod drill;
+mod health;
 mod quick;
 mod ring;
 mod serve;
@@ -41,6 +43,11 @@ enum Command {
     /// Fail a cluster over to its standby group and back through the admin API, measuring
     /// detection, failover and failback times and the failed probes on the way.
     Drill(drill::DrillArgs),
+    /// Exit 0 if the proxy's admin API says it is ready (`/readyz` 200), else 1: for
+    /// container health checks and exec probes.
+    Health(health::HealthArgs),
+    /// Run one of the demo's sample services on its own (for containers).
+    DemoService(demo_service::DemoServiceArgs),
     /// Consistent-hashing tools.
     Ring {
         #[command(subcommand)]
@@ -98,6 +105,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Drill(args) => drill::run(args),
         Command::Ring { command } => ring::run(command),
+        Command::Health(args) => health::run(args),
+        Command::DemoService(args) => demo_service::run(args),
     }
 }
 

@@ -13,9 +13,14 @@ use watertight_proxy::{Proxy, reload};
 /// How often the config file is checked for changes.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
-/// Runs `future` on a multi-threaded runtime.
+/// Runs `future` on a multi-threaded runtime with one worker per CPU the process may use:
+/// `TOKIO_WORKER_THREADS` if set, else the standard library's count, which honours the
+/// container's CPU quota (cgroup v1 and v2) and the affinity mask.
 pub fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let workers = worker_threads();
+    tracing::debug!(workers, "async runtime");
     match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
@@ -24,6 +29,32 @@ pub fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode
             eprintln!("watertight: cannot start the async runtime: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The worker count: `TOKIO_WORKER_THREADS` (a positive number), else the CPUs available to
+/// this process under its cgroup quota and affinity.
+pub fn worker_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Resolves on SIGTERM or SIGINT (never, if the handlers cannot be installed).
+pub async fn terminated() {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 

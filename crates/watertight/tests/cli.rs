@@ -134,3 +134,83 @@ fn quick_mode_rejects_a_bad_upstream_url() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("http://"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_0_for_a_ready_proxy_and_1_otherwise() {
+    let app = watertight_demo::SampleService::start("app", 0, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let _proxy = Process::start(
+        dir.path(),
+        &[
+            "proxy",
+            "--listen",
+            &listen,
+            "--to",
+            &format!("http://{}", app.local_addr()),
+            "--admin",
+            &admin,
+            "--access-log",
+            "off",
+        ],
+    );
+    assert!(wait_ready(admin.parse().unwrap(), Duration::from_secs(20)).await);
+    let health = |url: String| {
+        Command::new(BIN)
+            .args(["health", "--admin", &url])
+            .output()
+            .unwrap()
+    };
+    let ready = health(format!("http://{admin}"));
+    assert_eq!(
+        ready.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    let closed = health(format!("http://127.0.0.1:{}", free_port()));
+    assert_eq!(closed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&closed.stderr).contains("/readyz"));
+    let bad = health("ftp://nowhere".to_owned());
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_service_serves_one_sample_service_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut process = Process::start(
+        dir.path(),
+        &[
+            "demo-service",
+            "--name",
+            "orders",
+            "--listen",
+            &listen,
+            "--replica",
+            "2",
+        ],
+    );
+    let client = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        if let Some(answer) = get(&client, &format!("http://{listen}/echo")).await {
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", process.stderr());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"replica\":2") || body.contains("\"replica\": 2"),
+        "{body}"
+    );
+    process.signal("TERM");
+    let exit = process
+        .wait(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(exit.success());
+}

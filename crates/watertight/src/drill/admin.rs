@@ -116,6 +116,11 @@ impl AdminApi {
         &self.base
     }
 
+    /// `GET /readyz`: `Ok` when the proxy answers 200 (ready).
+    pub async fn ready(&self) -> Result<(), AdminError> {
+        self.call(Method::GET, "/readyz").await.map(|_| ())
+    }
+
     /// `GET /clusters`.
     pub async fn clusters(&self) -> Result<Vec<ClusterView>, AdminError> {
         let body = self.call(Method::GET, "/clusters").await?;
