@@ -478,12 +478,14 @@ impl Caching {
             .revalidations
             .fetch_add(1, Ordering::Relaxed);
         let mut conditional = Request::from_parts(parts.clone(), body::empty());
-        // The client's own validators are not ours to send: ask about the stored response.
+        // The client's own validators are not ours to send: ask about the stored (whole)
+        // response.
         for name in [
             header::IF_NONE_MATCH,
             header::IF_MODIFIED_SINCE,
             header::IF_MATCH,
             header::IF_UNMODIFIED_SINCE,
+            header::RANGE,
         ] {
             conditional.headers_mut().remove(name);
         }
