@@ -217,3 +217,26 @@ metric() {
             s += $2; found = 1 }
         END { if (found) printf "%.0f", s; else print "-" }' "$3"
 }
+
+# The start of an nginx config, up to the open `http {`: NAME (file prefix) WORKERS. Every
+# temp path is in $TMP/NAME, logging is off, keep-alive is long, and `sendfile` is on (nginx's
+# Debian default).
+nginx_preamble() {
+    cat <<EOF
+worker_processes $2;
+daemon off;
+pid $TMP/$1.pid;
+error_log $TMP/$1-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/$1/body;
+    proxy_temp_path $TMP/$1/proxy;
+    fastcgi_temp_path $TMP/$1/fastcgi;
+    uwsgi_temp_path $TMP/$1/uwsgi;
+    scgi_temp_path $TMP/$1/scgi;
+EOF
+}

@@ -96,25 +96,6 @@ run_wrk() {
 # ---------------------------------------------------------------------------------------------
 # Configs
 
-# The part both nginx configs share, up to the open `http {`: NAME (file prefix) WORKERS.
-nginx_preamble() {
-    cat <<EOF
-worker_processes $2;
-daemon off;
-pid $TMP/$1.pid;
-error_log $TMP/$1-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/$1/body;
-    proxy_temp_path $TMP/$1/proxy;
-    fastcgi_temp_path $TMP/$1/fastcgi;
-    uwsgi_temp_path $TMP/$1/uwsgi;
-    scgi_temp_path $TMP/$1/scgi;
-EOF
-}
 
 write_nginx_upstream_conf() { # PORT
     mkdir -p "$TMP/nginx-upstream"
