@@ -21,6 +21,7 @@ IMAGE="${IMAGE:-watertight:dev}"
 PROXY_PORT="${PROXY_PORT:-18080}"
 ADMIN_PORT="${ADMIN_PORT:-19901}"
 READY_GOAL_MS="${READY_GOAL_MS:-1000}"
+CPUS="${CPUS:-1}"   # the container's CPU quota; the runtime must start that many workers
 DRAIN_TIMEOUT_S="${DRAIN_TIMEOUT_S:-5}"
 SECCOMP="${SECCOMP:-$here/seccomp.json}"
 name="watertight-smoke-$$"
@@ -83,6 +84,7 @@ fi
 step "docker run (read-only, cap-drop ALL, no-new-privileges, seccomp, user 65532) and wait for /readyz"
 t0="$(now_ms)"
 docker run --rm -d --name "$name" \
+    --cpus "$CPUS" \
     --read-only --cap-drop ALL \
     --security-opt no-new-privileges \
     --security-opt "seccomp=$SECCOMP" \
@@ -136,6 +138,18 @@ if [[ -n "$volume" && -d "$volume" ]]; then
     if [[ "$owner" == 65532:65532 ]]; then pass "/var/cache/watertight volume writable by 65532 (owner $owner)"; else fail "/var/cache/watertight volume owned by $owner"; fi
 else
     info "cache volume not visible from here; ownership not checked"
+fi
+
+step "worker threads follow the CPU quota (--cpus $CPUS)"
+if [[ -d "/proc/$pid/task" ]]; then
+    workers="$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^tokio-rt-worker' || true)"
+    if [[ "$workers" == "$CPUS" ]]; then
+        pass "$workers tokio worker thread(s) under a quota of $CPUS CPU(s)"
+    else
+        fail "$workers tokio worker thread(s) under a quota of $CPUS CPU(s)"
+    fi
+else
+    info "skipped: the container's process is not visible from here"
 fi
 
 step "traffic through the proxy"
