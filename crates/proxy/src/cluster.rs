@@ -982,8 +982,8 @@ impl Cluster {
         let policy = self.config.hash.as_ref()?;
         let client = request
             .extensions()
-            .get::<crate::edge::ClientAddress>()
-            .map(|c| c.0.ip());
+            .get::<crate::edge::Arrival>()
+            .map(|arrival| arrival.1.ip());
         crate::hash_balancer::request_key(&policy.key, request, client)
     }
 

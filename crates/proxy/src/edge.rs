@@ -31,13 +31,11 @@ use crate::runtime::Runtime;
 /// The response header that says why the proxy answered itself.
 pub const REASON_HEADER: &str = "x-watertight-reason";
 
-/// When a request arrived, carried in its extensions: the route's deadline is counted from it.
+/// When a request arrived, and from where, carried in its extensions: the route's deadline
+/// is counted from the time; a hash balancer may key on the client's address. (One extension
+/// for both: each is an allocation per request.)
 #[derive(Clone, Copy, Debug)]
-pub struct Arrival(pub Instant);
-
-/// The client's address, carried in a request's extensions (a hash balancer may key on it).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddress(pub SocketAddr);
+pub struct Arrival(pub Instant, pub SocketAddr);
 
 /// What the edge knows about the client connection a request came on.
 pub struct Connection {
@@ -130,10 +128,9 @@ pub async fn handle(
                     entry.cluster = Some(route.cluster.clone());
                     let mut request = prepare(request, connection.client);
                     // The route's deadline runs from here: queue waits and retries count.
-                    request.extensions_mut().insert(Arrival(started));
                     request
                         .extensions_mut()
-                        .insert(ClientAddress(connection.client));
+                        .insert(Arrival(started, connection.client));
                     route.call(request).await
                 }
             }
