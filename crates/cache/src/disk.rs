@@ -83,20 +83,7 @@ impl DiskStore {
                 continue;
             }
             match read_meta(&path) {
-                Ok((record, bytes)) => {
-                    index.bytes += bytes;
-                    index
-                        .by_key
-                        .entry(record.key.clone())
-                        .or_default()
-                        .push(Entry {
-                            path,
-                            bytes,
-                            secondary: record.secondary,
-                            headers: record.headers,
-                            response_time: record.response_time,
-                        });
-                }
+                Ok((record, bytes)) => index.add(&record, path, bytes),
                 Err(_) => {
                     let _ = fs::remove_file(&path);
                 }
@@ -122,18 +109,7 @@ impl DiskStore {
         fs::rename(&partial, &path)?;
         let mut index = self.lock();
         index.forget_path(&record.key, &path);
-        index.bytes += bytes.len() as u64;
-        index
-            .by_key
-            .entry(record.key.clone())
-            .or_default()
-            .push(Entry {
-                path,
-                bytes: bytes.len() as u64,
-                secondary: record.secondary.clone(),
-                headers: record.headers.clone(),
-                response_time: record.response_time,
-            });
+        index.add(record, path, bytes.len() as u64);
         drop(index);
         self.shrink();
         Ok(())
@@ -225,6 +201,21 @@ impl DiskStore {
 }
 
 impl Index {
+    /// Counts the file at `path` (of `bytes`) holding `record`.
+    fn add(&mut self, record: &Record, path: PathBuf, bytes: u64) {
+        self.bytes += bytes;
+        self.by_key
+            .entry(record.key.clone())
+            .or_default()
+            .push(Entry {
+                path,
+                bytes,
+                secondary: record.secondary.clone(),
+                headers: record.headers.clone(),
+                response_time: record.response_time,
+            });
+    }
+
     fn forget_path(&mut self, key: &str, path: &Path) {
         if let Some(entries) = self.by_key.get_mut(key) {
             if let Some(at) = entries.iter().position(|e| e.path == path) {

@@ -386,23 +386,14 @@ pub struct StaticResponse {
     pub body_file: Option<String>,
 }
 
+/// Every failure to get an answer, except a garbled answer (`upstream-protocol`) and a
+/// 5xx: those the origin gave, and a route opts in to covering them.
 fn default_fallback_on() -> Vec<String> {
-    [
-        "breaker-open",
-        "shed",
-        "deadline-exceeded",
-        "bulkhead-full",
-        "queue-timeout",
-        "no-endpoint",
-        "no-healthy-endpoint",
-        "upstream-timeout",
-        "connect-refused",
-        "connect-timeout",
-        "connect-failed",
-        "upstream-reset",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    crate::validate::FALLBACK_REASONS
+        .iter()
+        .filter(|reason| !matches!(**reason, "upstream-protocol" | "5xx"))
+        .map(|reason| (*reason).to_owned())
+        .collect()
 }
 fn default_static_status() -> u16 {
     200

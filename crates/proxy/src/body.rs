@@ -36,10 +36,12 @@ pub fn empty() -> ProxyBody {
     boxed(http_body_util::Empty::<Bytes>::new())
 }
 
-/// Something that watches a body stream by: its data frames and its end.
+/// Something that watches a body stream by: its data frames, a failure, and its end.
 pub trait Observer {
-    /// A data frame of `len` bytes passed.
-    fn data(&mut self, _len: usize) {}
+    /// A data frame passed.
+    fn data(&mut self, _data: &Bytes) {}
+    /// The body failed (an error frame passed); `end` follows if the stream then ends.
+    fn failed(&mut self) {}
     /// The body ended (its last frame passed, or it reported end of stream).
     fn end(&mut self) {}
 }
@@ -48,8 +50,8 @@ pub trait Observer {
 pub struct ByteCount(pub Arc<AtomicU64>);
 
 impl Observer for ByteCount {
-    fn data(&mut self, len: usize) {
-        self.0.fetch_add(len as u64, Ordering::Relaxed);
+    fn data(&mut self, data: &Bytes) {
+        self.0.fetch_add(data.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -63,8 +65,8 @@ pub struct Upload {
 }
 
 impl Observer for Upload {
-    fn data(&mut self, len: usize) {
-        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    fn data(&mut self, data: &Bytes) {
+        self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
     }
 
     fn end(&mut self) {
@@ -99,10 +101,14 @@ impl<B: Body<Data = Bytes>, O: Observer> Body for Observed<B, O> {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            this.observer.data(data.len());
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.observer.data(data);
+                }
+            }
+            Some(Err(_)) => this.observer.failed(),
+            None => {}
         }
         // A reader may stop at `is_end_stream` without polling for the final `None`.
         if frame.is_none() || this.inner.is_end_stream() {

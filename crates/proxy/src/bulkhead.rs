@@ -3,18 +3,16 @@
 //! response body ends, so a slow stream counts as busy for as long as it is.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::Request;
 use http::header::HeaderName;
-use http::{Request, Response};
-use tower::Service;
 use watertight_resilience::{Bulkhead, BulkheadPermit, Priority, Rejected};
 use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Observed, Observer, ProxyBody, boxed};
 use crate::error::{ErrorKind, ProxyError};
-use crate::stack::{self, RouteFuture, RouteService};
+use crate::stack::{self, Layer, RouteFuture, RouteService};
 
 /// Admits requests to `inner` through `bulkhead`.
 #[derive(Clone)]
@@ -63,16 +61,8 @@ struct Slot(#[allow(dead_code)] BulkheadPermit);
 
 impl Observer for Slot {}
 
-impl Service<Request<ProxyBody>> for Bulkheaded {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = RouteFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+impl Layer for Bulkheaded {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
         let inner = self.inner.clone();
         let bulkhead = self.bulkhead.clone();
         let priority = priority_of(request.headers(), self.priority_header.as_ref());

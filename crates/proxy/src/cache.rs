@@ -19,16 +19,14 @@
 //! stored. Every answer carries `Cache-Status`
 //! (RFC 9211); stale answers given for a failed origin are marked `x-watertight-degraded`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 
 use watertight_cache::coalesce::{Coalescer, Leader, Outcome, Role};
@@ -41,10 +39,10 @@ use watertight_cache::store::{MemoryStore, Stored};
 use watertight_config as config;
 use watertight_telemetry::trace::{RequestTrace, Value};
 
-use crate::body::{self, ProxyBody};
-use crate::error::{BoxError, ProxyError};
+use crate::body::{self, Observed, Observer, ProxyBody};
+use crate::error::ProxyError;
 use crate::fallback::{DEGRADED_HEADER, Degraded};
-use crate::stack::{self, RouteFuture, RouteService};
+use crate::stack::{self, Layer, RouteFuture, RouteService};
 
 /// The `Cache-Status` cache name.
 const CACHE_NAME: &str = "watertight";
@@ -252,16 +250,8 @@ impl Caching {
     }
 }
 
-impl tower::Service<Request<ProxyBody>> for Caching {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = RouteFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+impl Layer for Caching {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
         let this = self.clone();
         Box::pin(async move { this.handle(request).await })
     }
@@ -344,11 +334,10 @@ impl Caching {
         let ttl = stored.ttl(now);
         let hit = |detail: Option<&'static str>| {
             CacheStatus {
-                cache: CACHE_NAME,
                 hit: true,
                 ttl: Some(ttl.floor() as i64),
                 detail,
-                ..CacheStatus::default()
+                ..ours()
             }
             .to_header_value()
         };
@@ -418,12 +407,11 @@ impl Caching {
             Ok(Revalidated::Fresh(fresh, upstream)) => {
                 let now = SystemTime::now();
                 let status = CacheStatus {
-                    cache: CACHE_NAME,
                     fwd: Some(forward),
                     fwd_status: Some(upstream),
-                    ttl: Some(fresh.ttl(now).floor() as i64),
+                    ttl: ttl_at(&fresh, now),
                     stored: true,
-                    ..CacheStatus::default()
+                    ..ours()
                 };
                 Ok(answer_from(&fresh, Head::of(&client), now, status.to_header_value()).await)
             }
@@ -445,13 +433,12 @@ impl Caching {
                 }
                 self.cache.counts.stale.fetch_add(1, Ordering::Relaxed);
                 let status = CacheStatus {
-                    cache: CACHE_NAME,
                     hit: true,
                     fwd: Some(Forward::Stale),
                     fwd_status: failure.status(),
-                    ttl: Some(stored.ttl(now).floor() as i64),
+                    ttl: ttl_at(&stored, now),
                     detail: Some("stale-if-error"),
-                    ..CacheStatus::default()
+                    ..ours()
                 };
                 let mut response =
                     answer_from(&stored, Head::of(&client), now, status.to_header_value()).await;
@@ -557,15 +544,10 @@ impl Caching {
                         self.cache.counts.coalesced.fetch_add(1, Ordering::Relaxed);
                         let now = SystemTime::now();
                         let status = CacheStatus {
-                            cache: CACHE_NAME,
                             hit: true,
-                            fwd: None,
-                            fwd_status: None,
-                            ttl: Some(stored.ttl(now).floor() as i64),
-                            stored: false,
+                            ttl: ttl_at(&stored, now),
                             collapsed: true,
-                            key: None,
-                            detail: None,
+                            ..ours()
                         };
                         return Ok(answer_from(
                             &stored,
@@ -602,15 +584,10 @@ impl Caching {
         set_cache_status(
             &mut response,
             CacheStatus {
-                cache: CACHE_NAME,
-                hit: false,
                 fwd: Some(forward),
                 fwd_status: Some(status.as_u16()),
-                ttl: None,
                 stored,
-                collapsed: false,
-                key: None,
-                detail: None,
+                ..ours()
             }
             .to_header_value(),
         );
@@ -672,12 +649,11 @@ impl Caching {
         };
         parts.extensions.insert(Storing);
         let recording = Recording {
-            inner: body,
             buffer: BytesMut::new(),
             limit: self.cache.store.max_object_bytes(),
             pending: Some(pending),
         };
-        Response::from_parts(parts, body::boxed(recording))
+        Response::from_parts(parts, body::boxed(Observed::new(body, recording)))
     }
 
     /// An unsafe method goes to the origin; a non-error answer invalidates what it changed.
@@ -765,60 +741,34 @@ impl Pending {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body passed through unchanged while a copy is kept; when it ends (within
-    /// the size limit), the copy is stored. Dropped early, or too big: nothing is stored, and
-    /// the waiting requests are released.
-    struct Recording {
-        #[pin]
-        inner: ProxyBody,
-        buffer: BytesMut,
-        limit: usize,
-        pending: Option<Pending>,
-    }
+/// Keeps a copy of a response body as it streams to the client; when it ends (within the
+/// size limit) the copy is stored. Dropped early, failed, or too big: nothing is stored, and
+/// the waiting requests are released (the pending store's leader goes with it).
+struct Recording {
+    buffer: BytesMut,
+    limit: usize,
+    pending: Option<Pending>,
 }
 
-impl Body for Recording {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    if this.buffer.len() + data.len() > *this.limit {
-                        // Too big to keep: stream on, store nothing.
-                        this.pending.take();
-                        this.buffer.clear();
-                    } else if this.pending.is_some() {
-                        this.buffer.extend_from_slice(data);
-                    }
-                }
-            }
-            Some(Err(_)) => {
-                this.pending.take();
-            }
-            None => {}
+impl Observer for Recording {
+    fn data(&mut self, data: &Bytes) {
+        if self.buffer.len() + data.len() > self.limit {
+            // Too big to keep: stream on, store nothing.
+            self.pending.take();
+            self.buffer = BytesMut::new();
+        } else if self.pending.is_some() {
+            self.buffer.extend_from_slice(data);
         }
-        if (frame.is_none() || this.inner.is_end_stream())
-            && let Some(pending) = this.pending.take()
-        {
-            pending.complete(std::mem::take(this.buffer).freeze());
-        }
-        Poll::Ready(frame)
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+    fn failed(&mut self) {
+        self.pending.take();
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn end(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            pending.complete(std::mem::take(&mut self.buffer).freeze());
+        }
     }
 }
 
@@ -1049,17 +999,24 @@ fn status_answer(status: StatusCode, cache_status: HeaderValue) -> Response<Prox
 
 fn fwd_status(forward: Forward, upstream: Option<StatusCode>) -> HeaderValue {
     CacheStatus {
-        cache: CACHE_NAME,
-        hit: false,
         fwd: Some(forward),
         fwd_status: upstream.map(|s| s.as_u16()),
-        ttl: None,
-        stored: false,
-        collapsed: false,
-        key: None,
-        detail: None,
+        ..ours()
     }
     .to_header_value()
+}
+
+/// A `Cache-Status` entry of this cache, to fill in.
+fn ours() -> CacheStatus<'static> {
+    CacheStatus {
+        cache: CACHE_NAME,
+        ..CacheStatus::default()
+    }
+}
+
+/// Whole seconds of freshness `stored` has left at `now` (negative once stale).
+fn ttl_at(stored: &Stored, now: SystemTime) -> Option<i64> {
+    Some(stored.ttl(now).floor() as i64)
 }
 
 fn set_cache_status(response: &mut Response<ProxyBody>, value: HeaderValue) {

@@ -5,13 +5,11 @@
 //! `x-watertight-degraded: <reason>` so clients and apps can tell.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body as _;
-use tower::Service;
 use watertight_config as config;
 use watertight_telemetry::metrics::Counter;
 use watertight_telemetry::trace::{RequestTrace, Value};
@@ -19,7 +17,7 @@ use watertight_telemetry::trace::{RequestTrace, Value};
 use crate::body::{ProxyBody, empty, full};
 use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
-use crate::stack::{self, RouteFuture, RouteService};
+use crate::stack::{self, Layer, RouteFuture, RouteService};
 
 /// The response header that marks a fallback answer.
 pub const DEGRADED_HEADER: &str = "x-watertight-degraded";
@@ -115,16 +113,8 @@ impl WithFallback {
     }
 }
 
-impl Service<Request<ProxyBody>> for WithFallback {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = RouteFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+impl Layer for WithFallback {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
         let inner = self.inner.clone();
         let chain = self.chain.clone();
         Box::pin(async move {

@@ -5,11 +5,8 @@
 //! response head here, and to the body through [`Deadline`]), classifies failures, and tunnels
 //! protocol upgrades (WebSocket and friends) once the upstream answers 101.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::HOST;
@@ -18,7 +15,6 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
-use tower::Service;
 
 use watertight_config::UpstreamProtocol;
 use watertight_telemetry::trace::{RequestTrace, Value};
@@ -31,6 +27,7 @@ use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::retry::AttemptPlan;
+use crate::stack::{Layer, RouteFuture};
 
 /// The endpoint that answered, put in the response's extensions for the access log.
 #[derive(Clone, Debug)]
@@ -55,16 +52,8 @@ impl Forward {
     }
 }
 
-impl Service<Request<ProxyBody>> for Forward {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> Self::Future {
+impl Layer for Forward {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
         let this = self.clone();
         Box::pin(async move { this.forward(request).await })
     }
@@ -294,7 +283,7 @@ async fn tunnel(
 /// The endpoint's in-flight slot rides on the response body, counts its bytes, and is
 /// released when it drops.
 impl Observer for InFlight {
-    fn data(&mut self, len: usize) {
-        self.received(len);
+    fn data(&mut self, data: &bytes::Bytes) {
+        self.received(data.len());
     }
 }

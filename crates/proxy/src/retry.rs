@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,7 +19,6 @@ use http::{Method, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
-use tower::Service;
 
 use watertight_config::{self as config, RetryCondition};
 use watertight_resilience::{Backoff, RetryBudget};
@@ -31,7 +29,7 @@ use crate::body::{ProxyBody, full};
 use crate::edge::Arrival;
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::forward::ServedBy;
-use crate::stack::{self, RouteFuture, RouteService};
+use crate::stack::{self, Layer, RouteFuture, RouteService};
 
 /// The longest wait before a retry on a route without a deadline.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -147,16 +145,8 @@ impl Retrying {
     }
 }
 
-impl Service<Request<ProxyBody>> for Retrying {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = RouteFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+impl Layer for Retrying {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
         Box::pin(run(self.inner.clone(), self.policy.clone(), request))
     }
 }

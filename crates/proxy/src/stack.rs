@@ -110,6 +110,39 @@ impl RouteEntry {
     }
 }
 
+/// A layer of a route's stack: how it handles one request (calling the layer inside it, if
+/// any, through [`call`]).
+pub trait Layer: Clone + Send + Sync + 'static {
+    /// Handles `request`.
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture;
+}
+
+/// `layer` as a route service: every layer is always ready, so this is the one `Service`
+/// implementation the stack needs.
+pub fn layered(layer: impl Layer) -> RouteService {
+    BoxCloneSyncService::new(Handled(layer))
+}
+
+#[derive(Clone)]
+struct Handled<L>(L);
+
+impl<L: Layer> tower::Service<Request<ProxyBody>> for Handled<L> {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = RouteFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ProxyError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
+        self.0.handle(request)
+    }
+}
+
 /// Runs `request` through `service`. Layers call their inner service through this: boxing
 /// here, where every type is concrete, keeps the caller's async block `Send` (the compiler
 /// cannot prove it through the service's associated future type).
@@ -136,7 +169,7 @@ pub fn build(
         None => cluster.request_timeout(),
     };
     let cluster_name: Arc<str> = cluster.name().into();
-    let mut service = BoxCloneSyncService::new(Forward::new(cluster, timeout, tunnels.clone()));
+    let mut service = layered(Forward::new(cluster, timeout, tunnels.clone()));
     let kept_retry = previous
         .filter(|p| {
             p.config.retry == route.retry
@@ -158,7 +191,7 @@ pub fn build(
             })
         });
     if let Some(policy) = &retry {
-        service = BoxCloneSyncService::new(Retrying::new(service, policy.clone()));
+        service = layered(Retrying::new(service, policy.clone()));
     }
     let kept_bulkhead = previous
         .filter(|p| p.config.bulkhead == route.bulkhead)
@@ -179,13 +212,12 @@ pub fn build(
             .map(|name| http::header::HeaderName::from_bytes(name.as_bytes()))
             .transpose()
             .map_err(|e| format!("route {:?}: priority_header: {e}", route.name))?;
-        service =
-            BoxCloneSyncService::new(Bulkheaded::new(service, bulkhead.clone(), priority_header));
+        service = layered(Bulkheaded::new(service, bulkhead.clone(), priority_header));
     }
     // The cache sits outside the bulkhead (a hit takes no slot) and inside the fallback
     // chain (a stale answer for a failed origin comes before any fallback).
     if let (Some(config), Some(cache)) = (&route.cache, cache) {
-        service = BoxCloneSyncService::new(Caching::new(service, cache.clone(), config.clone()));
+        service = layered(Caching::new(service, cache.clone(), config.clone()));
     }
     if let Some(fallback) = &route.fallback {
         let other = match &fallback.cluster {
@@ -194,7 +226,7 @@ pub fn build(
                     .get(name.as_str())
                     .ok_or_else(|| format!("fallback cluster {name:?} is not defined"))?;
                 let timeout = other.request_timeout();
-                Some(BoxCloneSyncService::new(Forward::new(
+                Some(layered(Forward::new(
                     Arc::clone(other),
                     timeout,
                     tunnels.clone(),
@@ -216,7 +248,7 @@ pub fn build(
                 response: m.fallbacks(&route.name, &cluster_name, "response"),
             }),
         };
-        service = BoxCloneSyncService::new(WithFallback::new(service, Arc::new(chain)));
+        service = layered(WithFallback::new(service, Arc::new(chain)));
     }
     Ok(RouteEntry {
         name: route.name.as_str().into(),

@@ -24,6 +24,7 @@ mod shadowing;
 mod tracing;
 
 pub(crate) use finding::Finding;
+pub(crate) use resilience::FALLBACK_REASONS;
 
 use crate::{Config, Diagnostic};
 
