@@ -226,16 +226,20 @@ impl MemoryStore {
         self.entries.invalidate_all();
     }
 
-    /// Bytes held now (approximate until pending maintenance runs).
-    pub fn bytes(&self) -> u64 {
+    /// Bytes and keys held now (after running the pending maintenance once).
+    pub fn usage(&self) -> (u64, u64) {
         self.entries.run_pending_tasks();
-        self.entries.weighted_size()
+        (self.entries.weighted_size(), self.entries.entry_count())
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> u64 {
+        self.usage().0
     }
 
     /// Keys held now.
     pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.usage().1
     }
 
     /// Whether it holds nothing.

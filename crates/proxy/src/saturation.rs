@@ -262,12 +262,13 @@ impl Collector for Saturation {
                 None,
                 cache.store.evictions() as f64,
             )?;
+            let (bytes, objects) = cache.store.usage();
             scrape::gauge(
                 e,
                 "cache_stored_bytes",
                 "Bytes held by the memory tier",
                 None,
-                cache.store.bytes() as f64,
+                bytes as f64,
             )?;
             scrape::counter(
                 e,
@@ -290,7 +291,7 @@ impl Collector for Saturation {
                 "cache_stored_objects",
                 "URLs held by the memory tier",
                 None,
-                cache.store.len() as f64,
+                objects as f64,
             )?;
         }
         scrape::gauge(
