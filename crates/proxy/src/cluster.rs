@@ -1045,6 +1045,16 @@ impl Cluster {
     /// available endpoint. A change of group is noted (logged, counted, and on failback the
     /// worse groups' sessions closed if the cluster closes sessions).
     fn select_group(&self, now: std::time::Instant) -> Option<usize> {
+        let (chosen, settled) = self.choose_group(now)?;
+        if settled {
+            self.note_active(chosen);
+        }
+        Some(chosen)
+    }
+
+    /// The group traffic should go to now, and whether that is settled (every better group's
+    /// endpoints have been checked, so a worse choice is a real failover). Notes nothing.
+    fn choose_group(&self, now: std::time::Instant) -> Option<(usize, bool)> {
         let up = |group: &Group, strict: bool| {
             group.members.iter().any(|&i| {
                 let endpoint = &self.endpoints[i];
@@ -1073,10 +1083,7 @@ impl Cluster {
                 .iter()
                 .all(|&i| self.endpoints[i].health.checked().is_some())
         });
-        if settled {
-            self.note_active(chosen);
-        }
-        Some(chosen)
+        Some((chosen, settled))
     }
 
     /// Records that traffic goes to group `chosen`.
@@ -1117,19 +1124,11 @@ impl Cluster {
     }
 
     /// The priority of the group traffic goes to now; `None` when nothing is available.
+    /// A read: changes of group are noted where they happen (picks, check results, operator
+    /// actions), not by whoever looks.
     pub fn active_priority(&self) -> Option<u32> {
-        let now = std::time::Instant::now();
-        match self.groups.len() {
-            1 => {
-                let group = &self.groups[0];
-                let any = group
-                    .members
-                    .iter()
-                    .any(|&i| self.endpoints[i].health.available());
-                any.then_some(group.priority)
-            }
-            _ => self.select_group(now).map(|g| self.groups[g].priority),
-        }
+        self.choose_group(std::time::Instant::now())
+            .map(|(g, _)| self.groups[g].priority)
     }
 
     /// Drains, disables or enables the endpoint at `address`; its new status, or `None` if
