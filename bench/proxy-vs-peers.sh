@@ -278,8 +278,10 @@ main() {
 
     local wt_threads
     wt_threads=$(thread_count "$wt_pid")
-    log "watertight pid $wt_pid: $wt_threads threads at start ($(thread_names "$wt_pid")); expected $((THREADS + 1)) (main + $THREADS tokio workers)"
-    echo "watertight threads at start: $wt_threads ($(thread_names "$wt_pid")), expected $((THREADS + 1))" >>"$RESULTS/env.txt"
+    # One worker: the main thread runs the event loop; more: main + THREADS tokio workers.
+    local wt_expected=$((THREADS == 1 ? 1 : THREADS + 1))
+    log "watertight pid $wt_pid: $wt_threads threads at start ($(thread_names "$wt_pid")); expected $wt_expected"
+    echo "watertight threads at start: $wt_threads ($(thread_names "$wt_pid")), expected $wt_expected" >>"$RESULTS/env.txt"
     log "nginx proxy workers: $(pgrep -c -P "$ng_pid" || true); haproxy threads: $(thread_count "$ha_pid")"
 
     check_http upstream "$up_port"
@@ -365,7 +367,7 @@ main() {
             fi
         done
         echo "(req/s and req/cpu-s ratios > 1 favour watertight; latency ratios < 1 favour watertight)"
-        echo "watertight threads: $wt_threads at start, $wt_threads_after after the load (expected $((THREADS + 1)) = main + $THREADS workers)"
+        echo "watertight threads: $wt_threads at start, $wt_threads_after after the load (expected $wt_expected: the main thread alone with one worker, else main + $THREADS workers)"
         echo "watertight RSS after the load rounds: $(kb_to_mb "$wt_rss_after_load") MB"
         if [[ $RSS == 1 ]]; then
             echo
