@@ -165,17 +165,24 @@ pub async fn handle(
 /// Applies the intermediary rules to a request about to be forwarded.
 fn prepare(mut request: Request<ProxyBody>, client: SocketAddr) -> Request<ProxyBody> {
     let upgrade = headers::is_upgrade_request(request.headers());
-    let host = request_host(&request).map(str::to_owned);
+    // The client's `Host` (shared, not copied), else its URI's authority (HTTP/2).
+    let host = match request.headers().get(HOST) {
+        Some(host) if host.to_str().is_ok() => Some(host.clone()),
+        _ => request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
     let version = request.version();
     let fields = request.headers_mut();
     headers::remove_hop_by_hop(fields, upgrade);
-    headers::append_forwarded(fields, client.ip(), "http", host.as_deref());
+    headers::append_forwarded(fields, client.ip(), "http", host.as_ref());
     headers::append_via(fields, version);
     // HTTP/2 clients carry the host in :authority only; HTTP/1.1 upstreams need `Host`.
     if !fields.contains_key(HOST)
-        && let Some(value) = host.and_then(|h| HeaderValue::from_str(&h).ok())
+        && let Some(host) = host
     {
-        fields.insert(HOST, value);
+        fields.insert(HOST, host);
     }
     request
 }

@@ -61,15 +61,23 @@ fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<It
 /// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
 /// gRPC and other trailer users need it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = list_items(headers, &header::CONNECTION)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
+    // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`) need no entry
+    // here: those go anyway. Only other names are collected (no allocation otherwise).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for token in list_items(headers, &header::CONNECTION) {
+        if HOP_BY_HOP
+            .iter()
+            .any(|n| token.eq_ignore_ascii_case(n.as_str()))
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            named.push(name);
+        }
+    }
     let wants_trailers =
         list_items(headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
         headers.remove(&name);
     }
     for name in &HOP_BY_HOP {
@@ -112,35 +120,53 @@ pub fn append_via(headers: &mut HeaderMap, version: Version) {
         }
     }
     let entry = format!("{} {VIA_PSEUDONYM}", via_version(version));
-    append_list(headers, header::VIA, &entry);
+    if let Ok(entry) = HeaderValue::from_str(&entry) {
+        append_list(headers, header::VIA, entry);
+    }
 }
 
 /// Appends the forwarding fields for a request from `client` that asked for `host` over
 /// `scheme`. Each field keeps earlier hops' entries and gets this hop's added at the end.
-pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &str, host: Option<&str>) {
-    append_list(
-        headers,
-        HeaderName::from_static("x-forwarded-for"),
-        &client.to_string(),
-    );
+pub fn append_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    scheme: &'static str,
+    host: Option<&HeaderValue>,
+) {
+    // An address is at most 45 characters: formatted on the stack, copied once.
+    let mut text = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let written = std::io::Write::write_fmt(&mut cursor, format_args!("{client}")).is_ok();
+    let end = usize::try_from(cursor.position()).unwrap_or(0);
+    if written && let Ok(address) = HeaderValue::from_bytes(&text[..end]) {
+        append_list(headers, HeaderName::from_static("x-forwarded-for"), address);
+    }
     append_list(
         headers,
         HeaderName::from_static("x-forwarded-proto"),
-        scheme,
+        HeaderValue::from_static(scheme),
     );
     if let Some(host) = host {
-        append_list(headers, HeaderName::from_static("x-forwarded-host"), host);
+        append_list(
+            headers,
+            HeaderName::from_static("x-forwarded-host"),
+            host.clone(),
+        );
     }
 }
 
 /// Joins `entry` onto a comma-separated list field, folding repeated fields into one line.
-fn append_list(headers: &mut HeaderMap, name: HeaderName, entry: &str) {
+/// The first entry is stored as it is, without formatting or copying.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, entry: HeaderValue) {
     let existing: Vec<&str> = list_items(headers, &name).collect();
-    let joined = if existing.is_empty() {
-        entry.to_owned()
-    } else {
-        format!("{}, {entry}", existing.join(", "))
+    if existing.is_empty() {
+        headers.insert(name, entry);
+        return;
+    }
+    let Ok(entry) = entry.to_str() else {
+        return;
     };
+    let joined = format!("{}, {entry}", existing.join(", "));
     if let Ok(value) = HeaderValue::from_str(&joined) {
         headers.insert(name, value);
     }
@@ -222,7 +248,7 @@ mod tests {
             &mut h,
             "127.0.0.1".parse().unwrap(),
             "http",
-            Some("shop.example"),
+            Some(&HeaderValue::from_static("shop.example")),
         );
         append_via(&mut h, Version::HTTP_2);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 127.0.0.1");

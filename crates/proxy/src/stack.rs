@@ -10,8 +10,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{Request, Response};
-use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 
 use watertight_config as config;
 use watertight_resilience::Bulkhead;
@@ -28,8 +26,21 @@ use crate::fallback::{Chain, FallbackCounters, StaticAnswer, WithFallback};
 use crate::forward::Forward;
 use crate::retry::{RetryPolicy, Retrying};
 
-/// A route's request handling, cloned cheaply per request.
-pub type RouteService = BoxCloneSyncService<Request<ProxyBody>, Response<ProxyBody>, ProxyError>;
+/// A route's request handling (a layer and, through it, the layers inside), shared by every
+/// request: calling it costs one allocation, the future's.
+#[derive(Clone)]
+pub struct RouteService(Arc<dyn Handles>);
+
+/// [`Layer`] without `Clone`, so that it can sit behind a pointer.
+trait Handles: Send + Sync + 'static {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture;
+}
+
+impl<L: Layer> Handles for L {
+    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
+        Layer::handle(self, request)
+    }
+}
 
 /// The future of a route's answer.
 pub type RouteFuture =
@@ -117,37 +128,14 @@ pub trait Layer: Clone + Send + Sync + 'static {
     fn handle(&self, request: Request<ProxyBody>) -> RouteFuture;
 }
 
-/// `layer` as a route service: every layer is always ready, so this is the one `Service`
-/// implementation the stack needs.
+/// `layer` as a route service.
 pub fn layered(layer: impl Layer) -> RouteService {
-    BoxCloneSyncService::new(Handled(layer))
+    RouteService(Arc::new(layer))
 }
 
-#[derive(Clone)]
-struct Handled<L>(L);
-
-impl<L: Layer> tower::Service<Request<ProxyBody>> for Handled<L> {
-    type Response = Response<ProxyBody>;
-    type Error = ProxyError;
-    type Future = RouteFuture;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), ProxyError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<ProxyBody>) -> RouteFuture {
-        self.0.handle(request)
-    }
-}
-
-/// Runs `request` through `service`. Layers call their inner service through this: boxing
-/// here, where every type is concrete, keeps the caller's async block `Send` (the compiler
-/// cannot prove it through the service's associated future type).
+/// Runs `request` through `service`. Layers call their inner service through this.
 pub fn call(service: RouteService, request: Request<ProxyBody>) -> RouteFuture {
-    Box::pin(service.oneshot(request))
+    service.0.handle(request)
 }
 
 /// Builds the stack for `route`, which sends to `cluster` (and may fall back to another of
