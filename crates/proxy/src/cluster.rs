@@ -18,11 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use http::HeaderValue;
-use http::Uri;
-use http::uri::{Authority, Scheme};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::uri::Authority;
 use serde::Serialize;
 
 use watertight_balance::{LeastRequest, PeakEwma, WeightedRoundRobin};
@@ -40,11 +36,10 @@ use watertight_telemetry::metrics::{
 };
 use watertight_telemetry::trace::{Attempt, RequestTrace};
 
-use crate::body::ProxyBody;
-use crate::connector::EndpointConnector;
 use crate::error::ErrorKind;
 use crate::hash_balancer::{Caps, HashBalancer};
 use crate::health::{EndpointHealth, Operator, State};
+use crate::upstream::Upstream;
 
 /// One upstream endpoint and what is known about it right now.
 #[derive(Debug)]
@@ -69,7 +64,7 @@ pub struct Endpoint {
     /// Connections open to it (idle in the pool or carrying a request).
     open_connections: Arc<AtomicUsize>,
     /// Keep-alive pool to this endpoint alone.
-    client: UpstreamClient,
+    upstream: Upstream,
     /// Attempt metrics, when metrics are on.
     metrics: Option<EndpointMetrics>,
     /// Its circuit breaker, when the cluster has one.
@@ -121,15 +116,9 @@ impl Endpoint {
             .address
             .parse::<Authority>()
             .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
-        let target = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .map_err(|e| format!("endpoint {:?}: {e}", config.address))?;
         let open_connections = Arc::new(AtomicUsize::new(0));
         Ok(Self {
-            client: build_client(cluster, target, open_connections.clone()),
+            upstream: Upstream::new(cluster, &authority, open_connections.clone())?,
             address: config.address.as_str().into(),
             authority,
             weight: config.weight,
@@ -245,9 +234,9 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// The pooled client that sends to this endpoint.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.client
+    /// The pooled connections that carry requests to this endpoint.
+    pub(crate) fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// Records a failed exchange (connect error, reset, timeout) with this endpoint.
@@ -554,9 +543,6 @@ impl Iterator for OrderIter<'_> {
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// What a failure counts as, at least, in a peak-EWMA estimate.
 const EWMA_FAILURE_PENALTY: Duration = Duration::from_secs(1);
-
-/// The HTTP client of one endpoint.
-pub type UpstreamClient = Client<EndpointConnector, ProxyBody>;
 
 /// Endpoints of one priority, and the picker that spreads requests over them.
 struct Group {
@@ -1262,25 +1248,6 @@ fn breaker_config(config: &config::CircuitBreaker) -> BreakerConfig {
         jitter: config.jitter,
         half_open_calls: config.half_open_calls,
     }
-}
-
-fn build_client(
-    config: &config::Cluster,
-    target: Uri,
-    open_connections: Arc<AtomicUsize>,
-) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(config.connect_timeout.get()));
-    connector.enforce_http(true);
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(config.pool.idle_timeout.get())
-        .pool_max_idle_per_host(config.pool.max_idle_per_endpoint)
-        .http2_only(config.protocol == config::UpstreamProtocol::Http2);
-    builder.build(EndpointConnector::new(connector, target, open_connections))
 }
 
 /// What `GET /clusters` shows for one cluster.

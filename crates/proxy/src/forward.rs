@@ -14,6 +14,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use watertight_config::UpstreamProtocol;
@@ -28,6 +29,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::retry::AttemptPlan;
 use crate::stack::{Layer, RouteFuture};
+use crate::upstream::Upgraded;
 
 /// The endpoint that answered, put in the response's extensions for the access log.
 #[derive(Clone, Debug)]
@@ -167,7 +169,7 @@ impl Forward {
             None => whole,
         };
         let mut head_timer = head_by.map(|at| Box::pin(tokio::time::sleep_until(at)));
-        let sent = endpoint.client().request(request);
+        let sent = endpoint.upstream().send(request);
         let outcome = match head_timer.as_mut() {
             Some(deadline) => tokio::select! {
                 biased;
@@ -182,11 +184,13 @@ impl Forward {
             },
             None => sent.await,
         };
-        let mut response = outcome.map_err(|e| fail(&mut slot, ProxyError::from_upstream(e)))?;
+        let mut response = outcome.map_err(|e| fail(&mut slot, e))?;
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if switching && let Some(downstream) = downstream_upgrade {
-            let upstream = hyper::upgrade::on(&mut response);
+        if switching
+            && let Some(downstream) = downstream_upgrade
+            && let Some(upstream) = response.extensions_mut().remove::<Upgraded>()
+        {
             tokio::spawn(tunnel(downstream, upstream, self.tunnels.clone()));
         }
         let version = response.version();
@@ -255,23 +259,26 @@ impl Forward {
 /// Copies bytes both ways between the client and the upstream after a 101 answer, until
 /// either side closes or the proxy starts draining (an upgraded connection has no request
 /// boundary to finish at, and would otherwise hold the drain for its whole timeout).
-async fn tunnel(
-    downstream: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    drain: Drain,
-) {
+async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: Upgraded, drain: Drain) {
     let _open = drain.track();
-    let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
-        Ok(pair) => pair,
+    let downstream = match downstream.await {
+        Ok(downstream) => downstream,
         Err(error) => {
             tracing::debug!(%error, "upgrade did not complete");
             return;
         }
     };
+    let Some((mut upstream, early)) = upstream.take() else {
+        return;
+    };
     let mut downstream = TokioIo::new(downstream);
-    let mut upstream = TokioIo::new(upstream);
+    let copied = async {
+        // What the upstream sent right after its 101 goes first.
+        downstream.write_all(&early).await?;
+        tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await
+    };
     tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut downstream, &mut upstream) => {
+        copied = copied => {
             if let Err(error) = copied {
                 tracing::debug!(%error, "upgraded connection ended with an error");
             }

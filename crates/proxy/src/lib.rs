@@ -46,6 +46,7 @@ mod saturation;
 pub mod server;
 pub mod stack;
 pub mod tcp;
+mod upstream;
 mod watched_io;
 
 pub use error::{ErrorKind, ProxyError};

@@ -1,0 +1,465 @@
+//! One HTTP/1.1 exchange on a pooled connection, driven by the request's own task: write the
+//! head (and body), read the response head, then hand back a body that reads the rest from
+//! the socket and returns the connection to the pool at its end.
+//!
+//! A reused connection the upstream closed just before the request reached it fails with
+//! nothing received; such a request is sent once more on a fresh connection when that cannot
+//! duplicate it: no body, and an idempotent method (RFC 9110 §9.2.2).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+
+use super::chunked::{self, Decoded, Decoder};
+use super::head::{self, RequestFraming, ResponseFraming};
+use super::pool::{Connection, Pool, READ_BUFFER};
+use crate::body::ProxyBody;
+use crate::error::{BoxError, ErrorKind, ProxyError};
+
+/// After a 101 answer: the upstream connection, and what the upstream already sent past the
+/// head (to be delivered first). Taken once, by the tunnel.
+#[derive(Clone, Debug)]
+pub struct Upgraded(Arc<Mutex<Option<(TcpStream, Bytes)>>>);
+
+impl Upgraded {
+    /// The connection and the bytes read ahead, if not taken yet.
+    pub fn take(&self) -> Option<(TcpStream, Bytes)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// How an attempt failed.
+enum Failure {
+    /// Nothing came back from a connection that may have been closed under us.
+    Stale(ProxyError),
+    /// Anything else.
+    Failed(ProxyError),
+}
+
+/// Sends `request` to the pool's endpoint and returns the response with its body streaming.
+pub async fn send(
+    pool: &Arc<Pool>,
+    request: Request<ProxyBody>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let (mut parts, body) = request.into_parts();
+    let framing = head::frame_request(
+        &mut parts.headers,
+        body.is_end_stream(),
+        body.size_hint().exact(),
+    );
+    let method = parts.method.clone();
+    let mut head = Vec::with_capacity(512);
+    head::encode_request(&Request::from_parts(parts, ()), &mut head);
+    let body = (framing != RequestFraming::Empty).then_some(body);
+    let may_resend = body.is_none() && method.is_idempotent();
+
+    if let Some(connection) = pool.take_idle() {
+        match attempt(connection, &head, body, framing, &method, pool).await {
+            Ok(response) => return Ok(response),
+            Err(Failure::Stale(_)) if may_resend => {
+                tracing::debug!("idle upstream connection was closed; sending again on a new one");
+            }
+            Err(Failure::Stale(error) | Failure::Failed(error)) => return Err(error),
+        }
+        let connection = pool.connect().await?;
+        return attempt(connection, &head, None, framing, &method, pool)
+            .await
+            .map_err(Failure::into_error);
+    }
+    let connection = pool.connect().await?;
+    attempt(connection, &head, body, framing, &method, pool)
+        .await
+        .map_err(Failure::into_error)
+}
+
+impl Failure {
+    fn into_error(self) -> ProxyError {
+        match self {
+            Failure::Stale(error) | Failure::Failed(error) => error,
+        }
+    }
+}
+
+async fn attempt(
+    mut connection: Connection,
+    head: &[u8],
+    body: Option<ProxyBody>,
+    framing: RequestFraming,
+    method: &Method,
+    pool: &Arc<Pool>,
+) -> Result<Response<ResponseBody>, Failure> {
+    let Connection { stream, read, .. } = &mut connection;
+    let (mut reader, mut writer) = stream.split();
+    let mut sent_all = true;
+    let parsed = match body {
+        None => {
+            if let Err(error) = writer.write_all(head).await {
+                return Err(Failure::Stale(upstream_io(error)));
+            }
+            read_head(&mut reader, read, method).await?
+        }
+        Some(body) => {
+            // The upstream may answer before the whole body is sent (a 413, say): read the
+            // head while sending, and stop sending once it is here.
+            let sending = send_body(&mut writer, head, body, framing);
+            let receiving = read_head(&mut reader, read, method);
+            tokio::pin!(sending, receiving);
+            let mut sending_done = false;
+            let mut send_error = None;
+            let parsed = loop {
+                tokio::select! {
+                    biased;
+                    parsed = &mut receiving => match parsed {
+                        Ok(parsed) => break parsed,
+                        // A failed send says more than what reading then saw.
+                        Err(failure) => return Err(send_error.map_or(failure, Failure::Failed)),
+                    },
+                    sent = &mut sending, if !sending_done => {
+                        sending_done = true;
+                        match sent {
+                            Ok(()) => {}
+                            Err(SendError::Client(error)) => return Err(Failure::Failed(error)),
+                            // The upstream may have answered and closed: see what it said.
+                            Err(SendError::Upstream(error)) => send_error = Some(error),
+                        }
+                    }
+                }
+            };
+            sent_all = sending_done && send_error.is_none();
+            parsed
+        }
+    };
+    let (response, framing, keep_alive) = parsed;
+    let keep_alive = keep_alive && sent_all;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Connection { stream, read, .. } = connection;
+        let upgraded = Upgraded(Arc::new(Mutex::new(Some((stream, read.freeze())))));
+        let mut response = response.map(|()| ResponseBody::empty());
+        response.extensions_mut().insert(upgraded);
+        return Ok(response);
+    }
+    let state = match framing {
+        ResponseFraming::Empty | ResponseFraming::Length(0) => {
+            if keep_alive {
+                pool.put_back(connection);
+            }
+            return Ok(response.map(|()| ResponseBody::empty()));
+        }
+        ResponseFraming::Length(length) => Framing::Length(length),
+        ResponseFraming::Chunked => Framing::Chunked(Decoder::default()),
+        ResponseFraming::UntilClose => Framing::UntilClose,
+    };
+    Ok(response.map(|()| ResponseBody {
+        connection: Some(connection),
+        framing: state,
+        keep_alive,
+        pool: Some(pool.clone()),
+    }))
+}
+
+type Head = (Response<()>, ResponseFraming, bool);
+
+/// Reads until a whole response head is in `buf`, and parses it.
+async fn read_head(
+    reader: &mut ReadHalf<'_>,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Head, Failure> {
+    let mut received = false;
+    loop {
+        if !buf.is_empty() {
+            received = true;
+            match head::parse_response(buf, method) {
+                Ok(Some(head)) => return Ok((head.response, head.framing, head.keep_alive)),
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(Failure::Failed(ProxyError::with_source(
+                        ErrorKind::UpstreamProtocol,
+                        error,
+                    )));
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUFFER);
+        }
+        match reader.read_buf(buf).await {
+            Ok(0) => {
+                let error = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upstream closed the connection before a complete response head",
+                );
+                let error = upstream_io(error);
+                return Err(if received {
+                    Failure::Failed(error)
+                } else {
+                    Failure::Stale(error)
+                });
+            }
+            Ok(_) => {}
+            Err(error) if !received => return Err(Failure::Stale(upstream_io(error))),
+            Err(error) => return Err(Failure::Failed(upstream_io(error))),
+        }
+    }
+}
+
+enum SendError {
+    /// The client's body failed: the client is to blame.
+    Client(ProxyError),
+    /// Writing to the upstream failed.
+    Upstream(ProxyError),
+}
+
+/// Writes the head and the body in `framing`, coalescing whatever the body has ready into one
+/// write (the head with a small body, the last chunk with the terminator).
+async fn send_body(
+    writer: &mut WriteHalf<'_>,
+    head: &[u8],
+    mut body: ProxyBody,
+    framing: RequestFraming,
+) -> Result<(), SendError> {
+    const COALESCE: usize = 16 * 1024;
+    let chunked = framing == RequestFraming::Chunked;
+    let declared = match framing {
+        RequestFraming::Length(length) => length,
+        _ => u64::MAX,
+    };
+    let mut sent = 0u64;
+    let mut out = Vec::with_capacity(head.len() + 1024);
+    out.extend_from_slice(head);
+    let mut trailers = None;
+    loop {
+        let next = match body.frame().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Nothing ready: send what is pending before waiting on the client.
+                write(writer, &out).await?;
+                out.clear();
+                body.frame().await
+            }
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                return Err(SendError::Client(ProxyError::with_source(
+                    ErrorKind::ClientAborted,
+                    error,
+                )));
+            }
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                trailers = frame.into_trailers().ok();
+                continue;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        if sent > declared {
+            let error = io::Error::other("request body longer than its Content-Length");
+            return Err(SendError::Client(ProxyError::with_source(
+                ErrorKind::BadRequest,
+                error,
+            )));
+        }
+        if chunked {
+            out.extend(chunked::chunk_head(data.len()));
+        }
+        if data.len() > COALESCE {
+            write(writer, &out).await?;
+            out.clear();
+            write(writer, &data).await?;
+        } else {
+            out.extend_from_slice(&data);
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if out.len() > COALESCE {
+            write(writer, &out).await?;
+            out.clear();
+        }
+    }
+    if chunked {
+        out.extend(chunked::last_chunk(trailers.as_ref()));
+    } else if sent < declared {
+        let error = io::Error::other("request body shorter than its Content-Length");
+        return Err(SendError::Client(ProxyError::with_source(
+            ErrorKind::ClientAborted,
+            error,
+        )));
+    }
+    write(writer, &out).await
+}
+
+async fn write(writer: &mut WriteHalf<'_>, bytes: &[u8]) -> Result<(), SendError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    writer
+        .write_all(bytes)
+        .await
+        .map_err(|e| SendError::Upstream(upstream_io(e)))
+}
+
+fn upstream_io(error: io::Error) -> ProxyError {
+    let kind = match error.kind() {
+        io::ErrorKind::TimedOut => ErrorKind::UpstreamTimeout,
+        _ => ErrorKind::UpstreamReset,
+    };
+    ProxyError::with_source(kind, error)
+}
+
+enum Framing {
+    Length(u64),
+    Chunked(Decoder),
+    UntilClose,
+    Done,
+}
+
+/// A response body read straight from the upstream connection.
+pub struct ResponseBody {
+    connection: Option<Connection>,
+    framing: Framing,
+    keep_alive: bool,
+    pool: Option<Arc<Pool>>,
+}
+
+impl ResponseBody {
+    fn empty() -> Self {
+        Self {
+            connection: None,
+            framing: Framing::Done,
+            keep_alive: false,
+            pool: None,
+        }
+    }
+
+    /// The body is complete: the connection goes back to the pool if it may.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let (Some(connection), Some(pool)) = (self.connection.take(), self.pool.take())
+            && self.keep_alive
+        {
+            pool.put_back(connection);
+        }
+    }
+}
+
+/// Reads what the socket has into `buf`: `Ok(0)` at its end.
+fn poll_fill(connection: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(connection.stream.poll_read_ready(cx))?;
+        if connection.read.capacity() - connection.read.len() < 1024 {
+            connection.read.reserve(READ_BUFFER * 2);
+        }
+        match connection.stream.try_read_buf(&mut connection.read) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+fn cut_short() -> BoxError {
+    Box::new(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "upstream closed the connection before the end of the response body",
+    ))
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(left) if !connection.read.is_empty() => {
+                    let n = connection
+                        .read
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let data = connection.read.split_to(n).freeze();
+                    *left -= n as u64;
+                    if *left == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::UntilClose if !connection.read.is_empty() => {
+                    let data = connection.read.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(decoder) => match decoder.decode(&mut connection.read) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::Trailers(trailers)) => {
+                        this.finish();
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Ok(Decoded::Done) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(error) => {
+                        this.connection = None;
+                        return Poll::Ready(Some(Err(Box::new(error))));
+                    }
+                },
+                Framing::Length(_) | Framing::UntilClose => {}
+            }
+            let connection = this.connection.as_mut().expect("checked above");
+            match ready!(poll_fill(connection, cx)) {
+                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                    this.connection = None;
+                    this.framing = Framing::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(cut_short())));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(Box::new(error))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Done | Framing::Length(0)) || self.connection.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(left) => SizeHint::with_exact(left),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The HTTP/1.1 exchange with upstreams (RFC 9112), against scripted upstreams that answer
+//! byte for byte what each test needs: framing, interim answers, keep-alive and closes, and
+//! what the proxy does when a pooled connection turns out closed.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use watertight_proxy::body::{boxed, empty};
+
+/// What a scripted upstream does with one request.
+enum Act {
+    /// Writes these bytes and waits for the next request.
+    Answer(&'static [u8]),
+    /// Writes these bytes and closes.
+    AnswerAndClose(&'static [u8]),
+    /// Closes without a word.
+    Close,
+}
+
+/// One request as the upstream received it.
+#[derive(Clone, Debug)]
+struct Seen {
+    connection: usize,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// An upstream that runs `script(connection, request on it, head)` for every request and
+/// records what it received.
+struct Scripted {
+    address: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Scripted {
+    async fn start(script: fn(usize, usize, &str) -> Act) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut connection = 0;
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, connection, script, log.clone()));
+                connection += 1;
+            }
+        });
+        Scripted { address, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.seen()
+            .iter()
+            .map(|s| s.connection + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    connection: usize,
+    script: fn(usize, usize, &str) -> Act,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) {
+    let mut buf = Vec::new();
+    for index in 0.. {
+        let Some((head, body)) = read_request(&mut stream, &mut buf).await else {
+            return;
+        };
+        let act = script(connection, index, &head);
+        seen.lock().unwrap().push(Seen {
+            connection,
+            head,
+            body,
+        });
+        match act {
+            Act::Answer(bytes) => stream.write_all(bytes).await.unwrap(),
+            Act::AnswerAndClose(bytes) => {
+                let _ = stream.write_all(bytes).await;
+                return;
+            }
+            Act::Close => return,
+        }
+    }
+}
+
+/// Reads one request: its head, and a body by `content-length` or chunked (decoded).
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        fill(stream, buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(length) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        while buf.len() < length {
+            fill(stream, buf).await?;
+        }
+        body = buf.drain(..length).collect();
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                fill(stream, buf).await?;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).ok()?, 16).ok()?;
+            buf.drain(..line_end + 2);
+            while buf.len() < size + 2 {
+                fill(stream, buf).await?;
+            }
+            body.extend(buf.drain(..size));
+            buf.drain(..2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some((head, body))
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// Answers the first request on each connection, then closes on the second without a word:
+/// the way a keep-alive connection dies when the upstream's idle timer fires just as the
+/// proxy reuses it.
+fn answers_once_per_connection(_: usize, index: usize, _: &str) -> Act {
+    if index == 0 {
+        Act::Answer(OK)
+    } else {
+        Act::Close
+    }
+}
+
+async fn post(client: &TestClient, address: SocketAddr, body: &'static [u8]) -> Answer {
+    let request = Request::post(format!("http://{address}/submit"))
+        .body(boxed(Full::new(Bytes::from_static(body))))
+        .unwrap();
+    send(client, request).await
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_closed_under_it_is_sent_again_on_a_new_one() {
+    let upstream = Scripted::start(answers_once_per_connection).await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    assert_eq!(get(&h1(), address, "/a", &[]).await.status, StatusCode::OK);
+    let again = get(&h1(), address, "/b", &[]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the client never sees the dead connection"
+    );
+    let seen = upstream.seen();
+    let paths: Vec<(usize, &str)> = seen
+        .iter()
+        .map(|s| (s.connection, s.head.split(' ').nth(1).unwrap()))
+        .collect();
+    assert_eq!(paths, vec![(0, "/a"), (0, "/b"), (1, "/b")]);
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_closed_under_it_is_never_sent_twice() {
+    let upstream = Scripted::start(answers_once_per_connection).await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    assert_eq!(post(&h1(), address, b"first").await.status, StatusCode::OK);
+    let second = post(&h1(), address, b"second").await;
+    assert_eq!(second.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(second.reason(), Some("upstream-reset"));
+    let bodies: Vec<Vec<u8>> = upstream.seen().into_iter().map(|s| s.body).collect();
+    assert_eq!(
+        bodies,
+        vec![b"first".to_vec(), b"second".to_vec()],
+        "sent once each"
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_are_framed_by_length_or_chunked() {
+    let upstream = Scripted::start(|_, _, _| Act::Answer(OK)).await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    assert_eq!(
+        post(&h1(), address, b"sized body").await.status,
+        StatusCode::OK
+    );
+    // A body of unknown length, in three pieces.
+    let pieces = futures_util::stream::iter(
+        ["one ", "two ", "three"]
+            .map(|p| Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from(p)))),
+    );
+    let request = Request::post(format!("http://{address}/stream"))
+        .body(boxed(http_body_util::StreamBody::new(pieces)))
+        .unwrap();
+    assert_eq!(send(&h1(), request).await.status, StatusCode::OK);
+
+    let seen = upstream.seen();
+    assert!(
+        seen[0]
+            .head
+            .to_ascii_lowercase()
+            .contains("content-length: 10\r\n")
+    );
+    assert_eq!(seen[0].body, b"sized body");
+    assert!(
+        seen[1]
+            .head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked\r\n")
+    );
+    assert_eq!(seen[1].body, b"one two three");
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "both on one kept-alive connection"
+    );
+}
+
+#[tokio::test]
+async fn a_chunked_answer_streams_through_and_keeps_the_connection() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::Answer(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5;ext=1\r\nhello\r\n2\r\n, \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n",
+        )
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    for _ in 0..3 {
+        let answer = get(&h1(), address, "/", &[]).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), "hello, world!");
+    }
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_delimited_by_close_is_read_to_the_end_and_not_reused() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    for _ in 0..2 {
+        let answer = get(&h1(), address, "/", &[]).await;
+        assert_eq!(answer.text(), "until the end");
+    }
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[tokio::test]
+async fn connection_close_from_the_upstream_is_honoured() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::Answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    for _ in 0..3 {
+        let answer = get(&h1(), address, "/", &[]).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(
+            answer.header("connection").is_none(),
+            "hop-by-hop, not forwarded"
+        );
+    }
+    assert_eq!(upstream.connections(), 3, "a new connection each time");
+}
+
+#[tokio::test]
+async fn a_head_answer_has_no_body_and_keeps_the_connection() {
+    let upstream = Scripted::start(|_, _, head| {
+        if head.starts_with("HEAD") {
+            Act::Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        } else {
+            Act::Answer(OK)
+        }
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let request = Request::builder()
+        .method(Method::HEAD)
+        .uri(format!("http://{address}/"))
+        .body(empty())
+        .unwrap();
+    let answer = send(&h1(), request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-length"), Some("100"));
+    assert!(answer.body.is_empty());
+    assert_eq!(get(&h1(), address, "/", &[]).await.text(), "ok");
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[tokio::test]
+async fn interim_answers_are_passed_over_for_the_final_one() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::Answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let answer = post(&h1(), address, b"payload").await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(answer.text(), "done");
+}
+
+#[tokio::test]
+async fn an_early_final_answer_is_returned_while_the_body_is_still_going() {
+    // The upstream refuses after the head, without reading the body, and keeps the
+    // connection open: the proxy must give the client that answer, not wait or fail.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if fill(&mut stream, &mut buf).await.is_none() {
+                        return;
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big!",
+                    )
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let (_proxy, address) = proxy_to(endpoint, &[]).await;
+    // A body that never ends: only the early answer can finish this exchange.
+    let (_keep, frames) =
+        tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(1);
+    let request = Request::post(format!("http://{address}/upload"))
+        .body(boxed(http_body_util::StreamBody::new(tokio_stream_from(
+            frames,
+        ))))
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), h1().request(request))
+        .await
+        .expect("answered before the body ended")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"too big!");
+}
+
+/// A stream of the frames sent on `frames`.
+fn tokio_stream_from<T: Send + 'static>(
+    mut frames: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| frames.poll_recv(cx))
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_an_error_for_the_client_not_a_short_success() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    // The head may or may not have reached the client before the body broke; either way
+    // the exchange must fail, never end as a complete 200 with ten bytes.
+    let request = Request::get(format!("http://{address}/"))
+        .body(empty())
+        .unwrap();
+    let failed = match h1().request(request).await {
+        Err(_) => true,
+        Ok(response) => response.into_body().collect().await.is_err(),
+    };
+    assert!(failed);
+}
+
+#[tokio::test]
+async fn a_broken_answer_is_a_502_upstream_protocol() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason(), Some("upstream-protocol"));
+}
