@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, Version};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -72,7 +73,9 @@ pub async fn handle(
     // With the access log off and no spans being recorded, skip everything that only feeds
     // them.
     let logging = runtime.access_log.enabled() || trace.is_some();
-    let bytes_in = (logging || runtime.metrics.is_some()).then(|| Arc::new(AtomicU64::new(0)));
+    // Request bytes are counted for the log and metrics, unless there is no body to count.
+    let bytes_in = (!request.body().is_end_stream() && (logging || runtime.metrics.is_some()))
+        .then(|| Arc::new(AtomicU64::new(0)));
     let mut request = request.map(|body| {
         let body = body.map_err(|e| ClientBodyError(e.into()));
         match &bytes_in {
