@@ -13,15 +13,13 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use http::header::{CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, Version};
-use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::{self, Entry};
 use crate::activity::Activity;
 use crate::body::{ByteCount, Observed, ProxyBody, boxed, full};
-use crate::error::{ClientBodyError, ErrorKind, ProxyError};
+use crate::error::{BoxError, ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::fallback::Degraded;
 use crate::forward::ServedBy;
@@ -51,10 +49,14 @@ pub struct Connection {
 }
 
 /// Handles one request from a client connection.
-pub async fn handle(
+pub async fn handle<B>(
     connection: Arc<Connection>,
-    mut request: Request<Incoming>,
-) -> Result<Response<ExchangeBody>, Infallible> {
+    mut request: Request<B>,
+) -> Result<Response<ExchangeBody>, Infallible>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let started = Instant::now();
     let client_version = request.version();
     let activity = connection.activity.start_request();

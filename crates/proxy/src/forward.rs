@@ -13,7 +13,6 @@ use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
@@ -23,6 +22,7 @@ use watertight_telemetry::trace::{RequestTrace, Value};
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::bulkhead;
 use crate::cluster::{Cluster, InFlight, Unavailable};
+use crate::downstream::ClientUpgrade;
 use crate::drain::Drain;
 use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
@@ -145,7 +145,8 @@ impl Forward {
         };
 
         let downstream_upgrade = headers::is_upgrade_request(request.headers())
-            .then(|| hyper::upgrade::on(&mut request));
+            .then(|| request.extensions_mut().remove::<ClientUpgrade>())
+            .flatten();
         self.aim(&mut request, &slot)?;
         if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>().cloned()
             && let Some(attempt) = trace.begin_attempt(request.headers_mut())
@@ -259,22 +260,19 @@ impl Forward {
 /// Copies bytes both ways between the client and the upstream after a 101 answer, until
 /// either side closes or the proxy starts draining (an upgraded connection has no request
 /// boundary to finish at, and would otherwise hold the drain for its whole timeout).
-async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: Upgraded, drain: Drain) {
+async fn tunnel(downstream: ClientUpgrade, upstream: Upgraded, drain: Drain) {
     let _open = drain.track();
-    let downstream = match downstream.await {
-        Ok(downstream) => downstream,
-        Err(error) => {
-            tracing::debug!(%error, "upgrade did not complete");
-            return;
-        }
-    };
-    let Some((mut upstream, early)) = upstream.take() else {
+    let Some((mut upstream, upstream_early)) = upstream.take() else {
         return;
     };
-    let mut downstream = TokioIo::new(downstream);
+    let Some((mut downstream, downstream_early)) = downstream.take().await else {
+        tracing::debug!("upgrade did not complete: the client connection was not handed over");
+        return;
+    };
     let copied = async {
-        // What the upstream sent right after its 101 goes first.
-        downstream.write_all(&early).await?;
+        // What either side sent right after the handshake goes first.
+        downstream.write_all(&upstream_early).await?;
+        upstream.write_all(&downstream_early).await?;
         tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await
     };
     tokio::select! {

@@ -1,24 +1,21 @@
-//! HTTP listeners: accept connections and serve HTTP/1.1 and cleartext HTTP/2 on the same
-//! port (told apart by the HTTP/2 connection preface), closing connections that sit idle and
-//! finishing them gracefully when the proxy or the listener drains.
+//! HTTP listeners: accept connections and serve HTTP/1.x and cleartext HTTP/2 on the same
+//! port (told apart by the HTTP/2 connection preface, in `downstream`), closing connections
+//! that sit idle and finishing them gracefully when the proxy or the listener drains.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::activity::{self, Activity, Expiry};
+use crate::downstream;
 use crate::drain::{Drain, raised};
-use crate::edge::{self, Connection};
+use crate::edge::Connection;
 use crate::runtime::Runtime;
 use crate::tcp;
-use crate::watched_io::Watched;
 
 /// Binds a listening socket the way a proxy wants it (address reuse, a deep backlog).
 pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
@@ -89,53 +86,39 @@ pub async fn accept_loop(
     }
 }
 
-/// Serves one client connection to its end.
+/// Serves one client connection to its end, under the connection's watchdog: a connection
+/// idle past its timeout, draining, or whose listener is removed finishes the request in
+/// flight and closes; a slow head or a client that stopped reading is cut at once.
 async fn serve(
     stream: TcpStream,
     connection: Arc<Connection>,
     (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) {
     let _ = stream.set_nodelay(true);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Request heads are timed by our watchdog (activity.rs), not hyper's header timer, which
-    // would also cut keep-alive connections waiting for their next request.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-
     let activity = connection.activity.clone();
     let client = connection.client;
-    let service = service_fn(move |request| edge::handle(connection.clone(), request));
-    let stream = Watched::new(stream, activity.clone());
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let (close, closing) = watch::channel(false);
+    let served = downstream::serve(stream, connection, closing);
     tokio::pin!(served);
 
-    let mut closing = false;
+    let mut asked = false;
     loop {
         tokio::select! {
-            result = served.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "client connection ended with an error");
-                }
-                return;
-            }
+            () = served.as_mut() => return,
             expiry = activity::expired(&activity) => {
-                tracing::debug!(?expiry, client = %client, closing, "client connection expired");
-                if closing || expiry != Expiry::Idle {
+                tracing::debug!(?expiry, client = %client, asked, "client connection expired");
+                if asked || expiry != Expiry::Idle {
                     // A slow head, a client that stopped reading, or a connection still idle
                     // a full idle period after being asked to close: no more waiting.
                     return;
                 }
             }
-            () = raised(&mut proxy_drain), if !closing => {}
-            () = raised(&mut listener_stop), if !closing => {}
+            () = raised(&mut proxy_drain), if !asked => {}
+            () = raised(&mut listener_stop), if !asked => {}
         }
         // Idle, draining, or its listener removed: finish the requests in flight, then close.
-        closing = true;
+        asked = true;
         activity.restart_idle_clock();
-        served.as_mut().graceful_shutdown();
+        close.send_replace(true);
     }
 }

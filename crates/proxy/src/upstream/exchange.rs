@@ -20,10 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use super::chunked::{self, Decoded, Decoder};
 use super::head::{self, RequestFraming, ResponseFraming};
 use super::pool::{Connection, Pool, READ_BUFFER};
 use crate::body::ProxyBody;
+use crate::chunked::{self, Decoded, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
 
 /// After a 101 answer: the upstream connection, and what the upstream already sent past the

@@ -5,7 +5,6 @@
 //! task or channel in between. HTTP/2 endpoints use hyper's pooled client, which keeps one
 //! multiplexed connection.
 
-mod chunked;
 mod exchange;
 mod head;
 mod pool;

@@ -1,5 +1,7 @@
-//! The chunked transfer coding (RFC 9112 §7.1): decoding a response body as it arrives, and
-//! the chunk framing for a request body of unknown length.
+//! The chunked transfer coding (RFC 9112 §7.1): decoding a body as it arrives, and the chunk
+//! framing for a body of unknown length. Both sides use it: request bodies from clients and
+//! response bodies from upstreams are decoded, and either is encoded when its length is not
+//! known up front.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
@@ -25,7 +27,7 @@ pub enum Decoded {
 
 /// Why a chunked body was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid chunked body from upstream: {0}")]
+#[error("invalid chunked body: {0}")]
 pub struct ChunkError(&'static str);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

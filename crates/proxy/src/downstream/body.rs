@@ -1,0 +1,159 @@
+//! A client's request body, read from its connection as the route consumes it.
+//!
+//! The body takes the connection's read side and buffer while it streams, and hands both
+//! back when it has read its last byte, so the connection can read the next request. A body
+//! dropped before its end hands nothing back: the connection then closes after the answer,
+//! since the rest of the body would be read as the next request.
+
+use std::future::Future;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::Notify;
+
+use super::head::BodyFraming;
+use crate::chunked::{Decoded, Decoder};
+use crate::error::BoxError;
+use crate::watched_io::Watched;
+
+/// The connection's read side and its buffer.
+pub type Reader = (Watched<OwnedReadHalf>, BytesMut);
+
+/// Where a finished body leaves the read side for the connection.
+pub type Handback = Arc<Mutex<Option<Reader>>>;
+
+/// Read buffer reserved when a read finds too little room.
+const READ_BUFFER: usize = 16 * 1024;
+
+enum Framing {
+    Length(u64),
+    Chunked(Decoder),
+}
+
+/// A request body streaming from the client.
+pub struct RequestBody {
+    reader: Option<Reader>,
+    framing: Framing,
+    handback: Handback,
+    /// Told once, at the first read, when the client waits for `100 Continue`.
+    go_ahead: Option<Arc<Notify>>,
+}
+
+impl RequestBody {
+    /// The body framed by `framing` (not empty), read from `reader`; `go_ahead` is notified
+    /// at the first read if the client expects `100 Continue`.
+    pub fn new(
+        reader: Reader,
+        framing: BodyFraming,
+        handback: Handback,
+        go_ahead: Option<Arc<Notify>>,
+    ) -> Self {
+        let framing = match framing {
+            BodyFraming::Length(length) => Framing::Length(length),
+            BodyFraming::Chunked | BodyFraming::Empty => Framing::Chunked(Decoder::default()),
+        };
+        Self {
+            reader: Some(reader),
+            framing,
+            handback,
+            go_ahead,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            *self.handback.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+        }
+    }
+}
+
+fn cut_short() -> BoxError {
+    Box::new(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "client closed the connection before the end of the request body",
+    ))
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(go_ahead) = this.go_ahead.take() {
+            go_ahead.notify_one();
+        }
+        loop {
+            let Some((reader, buf)) = this.reader.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.framing {
+                Framing::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) if !buf.is_empty() => {
+                    let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let data = buf.split_to(n).freeze();
+                    *left -= n as u64;
+                    if *left == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Length(_) => {}
+                Framing::Chunked(decoder) => match decoder.decode(buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::Trailers(trailers)) => {
+                        this.finish();
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Ok(Decoded::Done) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(error) => {
+                        this.reader = None;
+                        return Poll::Ready(Some(Err(Box::new(error))));
+                    }
+                },
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(READ_BUFFER);
+            }
+            let read = pin!(reader.read_buf(buf));
+            match ready!(read.poll(cx)) {
+                Ok(0) => {
+                    this.reader = None;
+                    return Poll::Ready(Some(Err(cut_short())));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    this.reader = None;
+                    return Poll::Ready(Some(Err(Box::new(error))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.reader.is_none() || matches!(self.framing, Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(left) => SizeHint::with_exact(left),
+            Framing::Chunked(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! HTTP/1.x message heads on the client side (RFC 9112): the request heads we read, and the
+//! response heads we write with the framing of their bodies. Pure functions over bytes;
+//! parsing itself is `httparse`'s.
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+/// Most fields a request head may carry.
+const MAX_HEADERS: usize = 100;
+/// Largest request head (request line and fields) accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Why a request head was refused: the answer to send before closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: not a valid request head, or ambiguous framing.
+    BadRequest(&'static str),
+    /// 431: the head is too large or has too many fields.
+    HeadTooLarge,
+    /// 501: a transfer coding other than chunked last.
+    NotImplemented,
+    /// 505: not HTTP/1.0 or HTTP/1.1.
+    VersionNotSupported,
+}
+
+impl Refusal {
+    /// The status to answer with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            Refusal::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+        }
+    }
+}
+
+/// How a request body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, target, version and fields (with an empty body).
+    pub request: Request<()>,
+    /// How its body is delimited.
+    pub framing: BodyFraming,
+    /// Whether the client keeps the connection open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
+    pub expects_continue: bool,
+    /// `TE: trailers`: the client takes trailer fields in a chunked answer.
+    pub takes_trailers: bool,
+}
+
+/// Parses the request head at the start of `buf`, consuming it. `Ok(None)`: incomplete, read
+/// more. Empty lines before a request are skipped (RFC 9112 §2.2).
+pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal> {
+    let blank = buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    if blank > 0 {
+        let _ = buf.split_to(blank);
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let length = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Refusal::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(Refusal::VersionNotSupported),
+        Err(_) => return Err(Refusal::BadRequest("malformed request head")),
+    };
+    if length > MAX_HEAD {
+        return Err(Refusal::HeadTooLarge);
+    }
+    let method = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
+        .map_err(|_| Refusal::BadRequest("bad method"))?;
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(Refusal::VersionNotSupported),
+    };
+    // Field values and the target are slices of the head's bytes, shared rather than copied:
+    // note where each lies, then take the head out of the buffer.
+    let base = buf.as_ptr() as usize;
+    let offset = |part: &[u8]| part.as_ptr() as usize - base;
+    let path = parsed.path.unwrap_or("");
+    let target = (
+        offset(path.as_bytes()),
+        offset(path.as_bytes()) + path.len(),
+    );
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    for (span, f) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let (name, value) = (offset(f.name.as_bytes()), offset(f.value));
+        *span = (name, name + f.name.len(), value, value + f.value.len());
+    }
+    let count = parsed.headers.len();
+    let head = buf.split_to(length).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
+        .map_err(|_| Refusal::BadRequest("bad request target"))?;
+    // Room for what the proxy adds (Via, X-Forwarded-*) without growing.
+    let mut headers = HeaderMap::with_capacity(count + 4);
+    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name_start..name_end])
+            .map_err(|_| Refusal::BadRequest("bad field name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+            .map_err(|_| Refusal::BadRequest("bad field value"))?;
+        headers.append(name, value);
+    }
+    let framing = request_framing(&headers)?;
+    let keep_alive = persistent(version, &headers);
+    let expects_continue = version == Version::HTTP_11
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let takes_trailers = tokens(&headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Some(RequestHead {
+        request,
+        framing,
+        keep_alive,
+        expects_continue,
+        takes_trailers,
+    }))
+}
+
+/// The items of a comma-separated list field, over all its lines, trimmed.
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The framing of a request body (RFC 9112 §6.3). Both `Transfer-Encoding` and
+/// `Content-Length`, or several differing lengths, are refused: a request whose length two
+/// parties could read differently is how requests are smuggled.
+fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            return Err(Refusal::BadRequest(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        return match tokens(headers, &header::TRANSFER_ENCODING).last() {
+            Some(coding) if coding.eq_ignore_ascii_case("chunked") => Ok(BodyFraming::Chunked),
+            _ => Err(Refusal::NotImplemented),
+        };
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let text = value
+            .to_str()
+            .map_err(|_| Refusal::BadRequest("bad Content-Length"))?;
+        for item in text.split(',').map(str::trim) {
+            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refusal::BadRequest("bad Content-Length"));
+            }
+            let n: u64 = item
+                .parse()
+                .map_err(|_| Refusal::BadRequest("bad Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Refusal::BadRequest("differing Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        None | Some(0) => BodyFraming::Empty,
+        Some(n) => BodyFraming::Length(n),
+    })
+}
+
+/// Whether the client keeps the connection open (RFC 9112 §9.3).
+fn persistent(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for token in tokens(headers, &header::CONNECTION) {
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    }
+    !close && (version == Version::HTTP_11 || keep_alive)
+}
+
+/// How a response body goes to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body is written (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding (HTTP/1.1 clients).
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 clients, length unknown).
+    Close,
+}
+
+/// Sets the framing fields of a response and says how its body goes. A `Content-Length` the
+/// response carries is trusted, as the body must then match it; otherwise a body of known
+/// size gets one, and any other body is chunked (or, for HTTP/1.0, ends with the connection).
+pub fn frame_response(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    method: &Method,
+    client: Version,
+    exact: Option<u64>,
+) -> ResponseFraming {
+    headers.remove(header::TRANSFER_ENCODING);
+    if status.is_informational() || status == StatusCode::NO_CONTENT {
+        headers.remove(header::CONTENT_LENGTH);
+        return ResponseFraming::None;
+    }
+    if *method == Method::HEAD || status == StatusCode::NOT_MODIFIED {
+        // The fields describe the body a GET would get; none is sent.
+        return ResponseFraming::None;
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared.or(exact) {
+        if declared.is_none() {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        return ResponseFraming::Length(length);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    if client == Version::HTTP_11 {
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        ResponseFraming::Chunked
+    } else {
+        ResponseFraming::Close
+    }
+}
+
+/// Writes the status line and fields, then `connection` (if any) and `date` (unless there),
+/// and the empty line.
+pub fn encode_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    connection: Option<&'static str>,
+    date: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(connection) = connection {
+        field(out, b"connection", connection.as_bytes());
+    }
+    if !headers.contains_key(header::DATE) {
+        field(out, b"date", date);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A short answer to a refused request head, closing the connection.
+pub fn refusal_response(refusal: Refusal, date: &[u8]) -> Vec<u8> {
+    let status = refusal.status();
+    let reason = match refusal {
+        Refusal::BadRequest(why) => why,
+        Refusal::HeadTooLarge => "request head too large",
+        Refusal::NotImplemented => "transfer coding not implemented",
+        Refusal::VersionNotSupported => "HTTP version not supported",
+    };
+    let body = format!(
+        "{} {}: {reason}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut out = Vec::with_capacity(256);
+    encode_response(status, &headers, Some("close"), date, &mut out);
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<RequestHead>, Refusal> {
+        parse_request(&mut BytesMut::from(text))
+    }
+
+    fn head(text: &str) -> RequestHead {
+        parse(text).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_request_head_is_parsed_and_consumed() {
+        let mut buf = BytesMut::from(
+            "\r\nPOST /a?b=c HTTP/1.1\r\nHost: x.example\r\nContent-Length: 3\r\nX-Two: 1\r\nX-Two: 2\r\n\r\nabcGET",
+        );
+        let head = parse_request(&mut buf).unwrap().unwrap();
+        assert_eq!(head.request.method(), Method::POST);
+        assert_eq!(head.request.uri(), "/a?b=c");
+        assert_eq!(head.request.version(), Version::HTTP_11);
+        assert_eq!(head.request.headers()["host"], "x.example");
+        assert_eq!(head.request.headers().get_all("x-two").iter().count(), 2);
+        assert_eq!(head.framing, BodyFraming::Length(3));
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"abcGET");
+    }
+
+    #[test]
+    fn incomplete_heads_ask_for_more() {
+        assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn absolute_and_authority_targets() {
+        assert_eq!(
+            head("GET http://a.example/p HTTP/1.1\r\n\r\n")
+                .request
+                .uri()
+                .host(),
+            Some("a.example")
+        );
+        let connect = head("CONNECT db.example:5432 HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            connect.request.uri().authority().unwrap(),
+            "db.example:5432"
+        );
+    }
+
+    #[test]
+    fn body_framing_by_rfc_9112_section_6_3() {
+        assert_eq!(head("GET / HTTP/1.1\r\n\r\n").framing, BodyFraming::Empty);
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").framing,
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").framing,
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n").framing,
+            BodyFraming::Length(5)
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_unknown_framing_is_refused() {
+        let smuggle = "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(parse(smuggle), Err(Refusal::BadRequest(_))));
+        assert!(matches!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            Err(Refusal::BadRequest(_))
+        ));
+        for bad in ["-1", "+5", "0x5", "", "5 5"] {
+            let text = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+            assert!(
+                matches!(parse(&text), Err(Refusal::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap_err(),
+            Refusal::NotImplemented
+        );
+    }
+
+    #[test]
+    fn bad_heads_are_refused_with_their_status() {
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\n\r\n").unwrap_err(),
+            Refusal::VersionNotSupported
+        );
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+            Err(Refusal::BadRequest(_))
+        ));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
+            Refusal::HeadTooLarge
+        );
+        let huge = format!("GET / HTTP/1.1\r\nx-big: {}", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(&huge).unwrap_err(), Refusal::HeadTooLarge);
+    }
+
+    #[test]
+    fn which_clients_keep_the_connection() {
+        assert!(head("GET / HTTP/1.1\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn expect_and_te_are_noted() {
+        let h = head(
+            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nTE: trailers\r\nContent-Length: 1\r\n\r\n",
+        );
+        assert!(h.expects_continue);
+        assert!(h.takes_trailers);
+        assert!(!head("PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expects_continue);
+    }
+
+    #[test]
+    fn response_framing() {
+        let get = Method::GET;
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            frame_response(&mut h, StatusCode::OK, &get, Version::HTTP_11, Some(5)),
+            ResponseFraming::Length(5)
+        );
+        assert_eq!(h["content-length"], "5");
+
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            frame_response(&mut h, StatusCode::OK, &get, Version::HTTP_11, None),
+            ResponseFraming::Chunked
+        );
+        assert_eq!(h["transfer-encoding"], "chunked");
+
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            frame_response(&mut h, StatusCode::OK, &get, Version::HTTP_10, None),
+            ResponseFraming::Close
+        );
+        assert!(h.is_empty());
+
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("9"));
+        assert_eq!(
+            frame_response(
+                &mut h,
+                StatusCode::OK,
+                &Method::HEAD,
+                Version::HTTP_11,
+                None
+            ),
+            ResponseFraming::None
+        );
+        assert_eq!(h["content-length"], "9", "a HEAD answer keeps its length");
+        assert_eq!(
+            frame_response(&mut h, StatusCode::OK, &get, Version::HTTP_11, None),
+            ResponseFraming::Length(9)
+        );
+
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("9"));
+        assert_eq!(
+            frame_response(
+                &mut h,
+                StatusCode::NO_CONTENT,
+                &get,
+                Version::HTTP_11,
+                Some(0)
+            ),
+            ResponseFraming::None
+        );
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn response_head_bytes() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("2"));
+        let mut out = Vec::new();
+        encode_response(
+            StatusCode::OK,
+            &h,
+            Some("close"),
+            b"Sun, 29 Nov 2026 05:00:00 GMT",
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\ndate: Sun, 29 Nov 2026 05:00:00 GMT\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,480 @@
+//! Client connections: HTTP/1.x served by our own loop, HTTP/2 (prior knowledge) by hyper.
+//!
+//! The HTTP/1 loop reads a request head, hands the request to the edge, and writes the
+//! answer, on the connection's own task, with no channel in between. Between requests a
+//! connection holds no buffer: it waits for the socket to turn readable, so ten thousand
+//! idle keep-alive clients cost little more than their sockets.
+
+mod body;
+mod head;
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::{StatusCode, Version};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::body::{boxed, empty};
+use crate::chunked;
+use crate::drain::raised;
+use crate::edge::{self, Connection};
+use crate::exchange::ExchangeBody;
+use crate::headers;
+use crate::watched_io::Watched;
+use body::{Handback, Reader, RequestBody};
+use head::{BodyFraming, ResponseFraming};
+
+/// What every HTTP/2 client sends first (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Read buffer for a request head; it grows for larger ones.
+const HEAD_BUFFER: usize = 4 * 1024;
+/// Body frames up to this size are copied next to their framing into one write.
+const COALESCE: usize = 16 * 1024;
+
+/// The client side of an upgraded connection (after a 101 answer): the socket and what the
+/// client already sent past its request head. Taken once, by the tunnel.
+#[derive(Clone, Debug)]
+pub struct ClientUpgrade(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+
+/// An upgraded client connection and the bytes the client sent past its request head.
+type Upgraded = (TcpStream, Bytes);
+
+impl ClientUpgrade {
+    /// Waits for the connection to be handed over (after the 101 is written).
+    pub async fn take(&self) -> Option<Upgraded> {
+        let receiver = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        receiver.await.ok()
+    }
+}
+
+/// Serves one client connection until it ends, or until `closing` is raised and the request
+/// in flight (if any) has been answered.
+pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: watch::Receiver<bool>) {
+    let activity = connection.activity.clone();
+    let (reader, writer) = stream.into_split();
+    let mut reader = Watched::new(reader, activity.clone());
+    let mut closing_first = closing.clone();
+    // The first bytes tell HTTP/2's preface from an HTTP/1 request line.
+    let mut first = BytesMut::new();
+    while first.len() < PREFACE.len() && PREFACE.starts_with(&first) {
+        tokio::select! {
+            ready = reader.get_ref().readable() => if ready.is_err() { return },
+            () = raised(&mut closing_first) => return,
+        }
+        first.reserve(HEAD_BUFFER);
+        match reader.read_buf(&mut first).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    if first.starts_with(PREFACE) {
+        let Ok(stream) = reader.into_inner().reunite(writer) else {
+            return;
+        };
+        serve_h2(stream, first.freeze(), connection, closing).await;
+    } else {
+        let writer = Watched::new(writer, activity);
+        Http1 {
+            connection,
+            reader: Some((reader, first)),
+            writer,
+            closing,
+            out: Vec::new(),
+        }
+        .run()
+        .await;
+    }
+}
+
+/// HTTP/2 with prior knowledge, by hyper; a raised `closing` sends GOAWAY and lets the
+/// streams in flight finish.
+async fn serve_h2(
+    stream: TcpStream,
+    preface: Bytes,
+    connection: Arc<Connection>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let activity = connection.activity.clone();
+    let io = TokioIo::new(Watched::new(Rewind::new(preface, stream), activity));
+    let service = service_fn(move |request| edge::handle(connection.clone(), request));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    let served = builder.serve_connection(io, service);
+    tokio::pin!(served);
+    tokio::select! {
+        result = served.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP/2 client connection ended with an error");
+            }
+            return;
+        }
+        () = raised(&mut closing) => {}
+    }
+    served.as_mut().graceful_shutdown();
+    if let Err(error) = served.await {
+        tracing::debug!(%error, "HTTP/2 client connection ended with an error");
+    }
+}
+
+/// An HTTP/1.x client connection.
+struct Http1 {
+    connection: Arc<Connection>,
+    /// The read side and its buffer; lent to a request body while it streams.
+    reader: Option<Reader>,
+    writer: Watched<tokio::net::tcp::OwnedWriteHalf>,
+    closing: watch::Receiver<bool>,
+    /// Response heads are encoded here.
+    out: Vec<u8>,
+}
+
+/// What became of one exchange.
+enum Next {
+    /// Read the next request.
+    Continue,
+    /// Close the connection.
+    Close,
+    /// A 101 was written: the connection goes to the tunnel.
+    Upgrade(oneshot::Sender<Upgraded>),
+}
+
+impl Http1 {
+    async fn run(mut self) {
+        while let Some(head) = self.read_head().await {
+            match self.exchange(head).await {
+                Next::Continue => {}
+                Next::Close => break,
+                Next::Upgrade(sender) => {
+                    // The socket, and whatever the client sent past its head, go to the
+                    // tunnel.
+                    if let Some((reader, buf)) = self.reader
+                        && let Ok(stream) = reader.into_inner().reunite(self.writer.into_inner())
+                    {
+                        let _ = sender.send((stream, buf.freeze()));
+                    }
+                    return;
+                }
+            }
+        }
+        let _ = self.writer.shutdown().await;
+    }
+
+    /// Reads the next request head; `None` when the connection should close (client gone,
+    /// closing, or a refused head that has been answered).
+    async fn read_head(&mut self) -> Option<head::RequestHead> {
+        let (reader, buf) = self.reader.as_mut()?;
+        loop {
+            if !buf.is_empty() {
+                match head::parse_request(buf) {
+                    Ok(Some(head)) => return Some(head),
+                    Ok(None) => {}
+                    Err(refusal) => {
+                        tracing::debug!(?refusal, client = %self.connection.client, "request head refused");
+                        let answer = head::refusal_response(refusal, &http_date());
+                        let _ = self.writer.write_all(&answer).await;
+                        return None;
+                    }
+                }
+            } else {
+                if *self.closing.borrow() {
+                    return None;
+                }
+                // Idle: hold no buffer while waiting for the next request.
+                *buf = BytesMut::new();
+                tokio::select! {
+                    ready = reader.get_ref().readable() => ready.ok()?,
+                    () = raised(&mut self.closing) => return None,
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(HEAD_BUFFER.max(buf.len()));
+            }
+            match reader.read_buf(buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Hands one request to the edge and writes its answer.
+    async fn exchange(&mut self, head: head::RequestHead) -> Next {
+        let head::RequestHead {
+            request,
+            framing,
+            keep_alive,
+            expects_continue,
+            takes_trailers,
+        } = head;
+        let method = request.method().clone();
+        let version = request.version();
+        let handback: Handback = Arc::new(Mutex::new(None));
+        let mut go_ahead =
+            (expects_continue && framing != BodyFraming::Empty).then(|| Arc::new(Notify::new()));
+        let mut request = match framing {
+            BodyFraming::Empty => request.map(|()| empty()),
+            _ => {
+                let Some(reader) = self.reader.take() else {
+                    return Next::Close;
+                };
+                let body = RequestBody::new(reader, framing, handback.clone(), go_ahead.clone());
+                request.map(|()| boxed(body))
+            }
+        };
+        let mut upgrade = headers::is_upgrade_request(request.headers()).then(|| {
+            let (sender, receiver) = oneshot::channel();
+            request
+                .extensions_mut()
+                .insert(ClientUpgrade(Arc::new(Mutex::new(Some(receiver)))));
+            sender
+        });
+
+        let handling = edge::handle(self.connection.clone(), request);
+        tokio::pin!(handling);
+        let response = loop {
+            let continued = async {
+                match &go_ahead {
+                    Some(go_ahead) => go_ahead.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                answered = &mut handling => match answered {
+                    Ok(response) => break response,
+                    Err(never) => match never {},
+                },
+                () = continued => {
+                    // The route reads the body: the client may send it.
+                    go_ahead = None;
+                    if self.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                        return Next::Close;
+                    }
+                }
+            }
+        };
+
+        let (mut parts, body) = response.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS && upgrade.is_some();
+        let framing = if switching {
+            ResponseFraming::None
+        } else {
+            head::frame_response(
+                &mut parts.headers,
+                parts.status,
+                &method,
+                version,
+                body.size_hint().exact(),
+            )
+        };
+        let keep_alive = keep_alive && !*self.closing.borrow() && framing != ResponseFraming::Close;
+        let connection = if switching {
+            None
+        } else if !keep_alive {
+            Some("close")
+        } else if version == Version::HTTP_10 {
+            Some("keep-alive")
+        } else {
+            None
+        };
+        self.out.clear();
+        head::encode_response(
+            parts.status,
+            &parts.headers,
+            connection,
+            &http_date(),
+            &mut self.out,
+        );
+        if !self.write_body(body, framing, takes_trailers).await {
+            return Next::Close;
+        }
+        if switching && let Some(sender) = upgrade.take() {
+            return Next::Upgrade(sender);
+        }
+        if self.reader.is_none() {
+            // The body lent the read side: it comes back only if the body was read to its end.
+            self.reader = handback.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        if keep_alive && self.reader.is_some() {
+            Next::Continue
+        } else {
+            Next::Close
+        }
+    }
+
+    /// Writes the head encoded in `self.out`, then the body in `framing`, coalescing what the
+    /// body has ready into as few writes as possible; false if the connection broke (or the
+    /// body did, which leaves the client a truncated message it can tell from a whole one).
+    async fn write_body(
+        &mut self,
+        mut body: ExchangeBody,
+        framing: ResponseFraming,
+        takes_trailers: bool,
+    ) -> bool {
+        let chunked = framing == ResponseFraming::Chunked;
+        let expected = match framing {
+            ResponseFraming::Length(length) => Some(length),
+            _ => None,
+        };
+        let mut sent = 0u64;
+        let mut trailers = None;
+        while framing != ResponseFraming::None && !body.is_end_stream() {
+            let next = match body.frame().now_or_never() {
+                Some(next) => next,
+                None => {
+                    // Nothing ready: send what is pending while the body works.
+                    if !self.flush_out().await {
+                        return false;
+                    }
+                    body.frame().await
+                }
+            };
+            let frame = match next {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "response body failed mid-stream; closing the client connection");
+                    let _ = self.flush_out().await;
+                    return false;
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok().filter(|_| takes_trailers);
+                    continue;
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            sent += data.len() as u64;
+            if expected.is_some_and(|e| sent > e) {
+                tracing::debug!("response body longer than its Content-Length; closing");
+                return false;
+            }
+            if chunked {
+                self.out.extend(chunked::chunk_head(data.len()));
+            }
+            if data.len() > COALESCE {
+                if !self.flush_out().await || self.writer.write_all(&data).await.is_err() {
+                    return false;
+                }
+            } else {
+                self.out.extend_from_slice(&data);
+            }
+            if chunked {
+                self.out.extend_from_slice(b"\r\n");
+            }
+            if self.out.len() > COALESCE && !self.flush_out().await {
+                return false;
+            }
+        }
+        if chunked {
+            self.out.extend(chunked::last_chunk(trailers.as_ref()));
+        } else if expected.is_some_and(|e| sent < e) {
+            tracing::debug!("response body shorter than its Content-Length; closing");
+            let _ = self.flush_out().await;
+            return false;
+        }
+        self.flush_out().await
+    }
+
+    async fn flush_out(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let written = self.writer.write_all(&self.out).await.is_ok();
+        self.out.clear();
+        written
+    }
+}
+
+/// The `Date` field value for now, formatted once a second.
+fn http_date() -> [u8; 29] {
+    thread_local! {
+        static CACHED: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
+            if let Ok(bytes) = <[u8; 29]>::try_from(text.as_bytes()) {
+                *cached = (second, bytes);
+            }
+        }
+        cached.1
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A stream that first yields bytes already read from it.
+    struct Rewind {
+        prefix: Bytes,
+        #[pin]
+        inner: TcpStream,
+    }
+}
+
+impl Rewind {
+    fn new(prefix: Bytes, inner: TcpStream) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        this.inner.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
