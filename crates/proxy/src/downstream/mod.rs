@@ -23,6 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::body::{boxed, empty};
@@ -68,21 +69,16 @@ pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: watc
     // The first bytes tell HTTP/2's preface from an HTTP/1 request line.
     let mut first = BytesMut::new();
     while first.len() < PREFACE.len() && PREFACE.starts_with(&first) {
-        tokio::select! {
-            ready = reader.get_ref().readable() => if ready.is_err() { return },
-            () = raised(&mut closing_first) => return,
-        }
-        first.reserve(HEAD_BUFFER);
-        match reader.read_buf(&mut first).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        if !first_bytes(&mut reader, &mut first, &mut closing_first).await {
+            return;
         }
     }
     if first.starts_with(PREFACE) {
         let Ok(stream) = reader.into_inner().reunite(writer) else {
             return;
         };
-        serve_h2(stream, first.freeze(), connection, closing).await;
+        // Boxed: a connection's task keeps the largest state it may need for its whole life.
+        Box::pin(serve_h2(stream, first.freeze(), connection, closing)).await;
     } else {
         let writer = Watched::new(writer, activity);
         Http1 {
@@ -94,6 +90,37 @@ pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: watc
         }
         .run()
         .await;
+    }
+}
+
+/// Waits for bytes from the client without holding a buffer, then reads what has come
+/// into `buf`. False when the client is gone or `closing` is raised first.
+async fn first_bytes(
+    reader: &mut Watched<OwnedReadHalf>,
+    buf: &mut BytesMut,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        tokio::select! {
+            ready = reader.get_ref().readable() => if ready.is_err() { return false },
+            () = raised(closing) => return false,
+        }
+        // Readiness can be stale: a read that would block gives the buffer back.
+        let before = buf.len();
+        buf.reserve(HEAD_BUFFER);
+        match reader.get_ref().try_read_buf(buf) {
+            Ok(0) => return false,
+            Ok(_) => {
+                reader.activity().bytes_read(&buf[before..]);
+                return true;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                if before == 0 {
+                    *buf = BytesMut::new();
+                }
+            }
+            Err(_) => return false,
+        }
     }
 }
 
@@ -151,7 +178,8 @@ enum Next {
 impl Http1 {
     async fn run(mut self) {
         while let Some(head) = self.read_head().await {
-            match self.exchange(head).await {
+            // Boxed, so that an idle connection's task does not carry an exchange's state.
+            match Box::pin(self.exchange(head)).await {
                 Next::Continue => {}
                 Next::Close => break,
                 Next::Upgrade(sender) => {
@@ -191,10 +219,11 @@ impl Http1 {
                 }
                 // Idle: hold no buffer while waiting for the next request.
                 *buf = BytesMut::new();
-                tokio::select! {
-                    ready = reader.get_ref().readable() => ready.ok()?,
-                    () = raised(&mut self.closing) => return None,
+                let mut closing = self.closing.clone();
+                if !first_bytes(reader, buf, &mut closing).await {
+                    return None;
                 }
+                continue;
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(HEAD_BUFFER.max(buf.len()));
@@ -476,5 +505,49 @@ impl AsyncWrite for Rewind {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use arc_swap::ArcSwap;
+
+    /// Ten thousand idle keep-alive clients cost ten thousand of these: the state a
+    /// connection's task keeps for its whole life must stay small (exchanges and HTTP/2 are
+    /// boxed when they happen).
+    #[tokio::test]
+    async fn an_idle_connection_keeps_little_state() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let yaml = format!(
+            "listeners:\n  - name: m\n    address: {address}\n    routes: [{{ name: r, cluster: c }}]\n\
+             clusters:\n  - name: c\n    endpoints: [{{ address: \"{address}\" }}]\n"
+        );
+        let loaded = watertight_config::load_str(&yaml, "t.yaml").unwrap();
+        let drain = crate::drain::Drain::new();
+        let metrics = Arc::new(watertight_telemetry::Metrics::new());
+        let runtime = crate::runtime::Runtime::compile(loaded, None, &drain, &metrics)
+            .await
+            .unwrap();
+        let connection = Arc::new(crate::edge::Connection {
+            runtime: Arc::new(ArcSwap::from_pointee(runtime)),
+            listener: address,
+            client: address,
+            activity: crate::activity::Activity::new(
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ),
+        });
+        let (_close, closing) = tokio::sync::watch::channel(false);
+        let served = super::serve(stream, connection, closing);
+        let size = std::mem::size_of_val(&served);
+        assert!(
+            size <= 2048,
+            "a client connection's task keeps {size} bytes"
+        );
     }
 }
