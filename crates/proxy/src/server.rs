@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
 use crate::activity::{self, Activity, Expiry};
 use crate::downstream;
@@ -70,10 +71,7 @@ pub async fn accept_loop(
                         activity,
                     });
                     let signals = (drain.signal(), listener_stop.clone());
-                    tokio::spawn(async move {
-                        serve(stream, connection, signals).await;
-                        drop((open, counted));
-                    });
+                    serve(stream, connection, signals, (open, counted));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -86,37 +84,59 @@ pub async fn accept_loop(
     }
 }
 
-/// Serves one client connection to its end, under the connection's watchdog: a connection
-/// idle past its timeout, draining, or whose listener is removed finishes the request in
-/// flight and closes; a slow head or a client that stopped reading is cut at once.
-async fn serve(
+/// Serves one client connection to its end on a task of its own, watched by a second task:
+/// a connection idle past its timeout, draining, or whose listener is removed finishes the
+/// request in flight and closes; a slow head or a client that stopped reading is cut at
+/// once. (The watchdog has its own task so that the connection's task, woken several times
+/// per request, polls nothing but the connection.) `guards` live as long as the connection.
+fn serve(
     stream: TcpStream,
     connection: Arc<Connection>,
-    (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
+    signals: (watch::Receiver<bool>, watch::Receiver<bool>),
+    guards: impl Send + 'static,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = connection.activity.clone();
     let client = connection.client;
     let (close, closing) = watch::channel(false);
-    let served = downstream::serve(stream, connection, closing);
-    tokio::pin!(served);
+    let served = tokio::spawn(async move {
+        downstream::serve(stream, connection, closing).await;
+        drop(guards);
+    });
+    tokio::spawn(watchdog(
+        activity,
+        client,
+        close,
+        served.abort_handle(),
+        signals,
+    ));
+}
 
+/// Asks the connection to close (it finishes the request in flight) when it has been idle,
+/// the proxy drains or its listener is removed; aborts it outright on a slow head, a client
+/// that stopped reading, or a connection still open a full idle period after being asked.
+/// Ends with the connection.
+async fn watchdog(
+    activity: Arc<Activity>,
+    client: SocketAddr,
+    close: watch::Sender<bool>,
+    connection: AbortHandle,
+    (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
+) {
     let mut asked = false;
     loop {
         tokio::select! {
-            () = served.as_mut() => return,
+            () = close.closed() => return,
             expiry = activity::expired(&activity) => {
                 tracing::debug!(?expiry, client = %client, asked, "client connection expired");
                 if asked || expiry != Expiry::Idle {
-                    // A slow head, a client that stopped reading, or a connection still idle
-                    // a full idle period after being asked to close: no more waiting.
+                    connection.abort();
                     return;
                 }
             }
             () = raised(&mut proxy_drain), if !asked => {}
             () = raised(&mut listener_stop), if !asked => {}
         }
-        // Idle, draining, or its listener removed: finish the requests in flight, then close.
         asked = true;
         activity.restart_idle_clock();
         close.send_replace(true);

@@ -408,6 +408,8 @@ impl Http1 {
                 return false;
             }
         }
+        // The exchange is recorded (log, metrics, trace) before the client can see its end.
+        drop(body);
         if chunked {
             self.out.extend(chunked::last_chunk(trailers.as_ref()));
         } else if expected.is_some_and(|e| sent < e) {
