@@ -32,11 +32,6 @@ impl<S> Watched<S> {
         &self.inner
     }
 
-    /// The activity reads are reported to (for reads made around this wrapper).
-    pub fn activity(&self) -> &Activity {
-        &self.activity
-    }
-
     /// Unwraps the stream.
     pub fn into_inner(self) -> S {
         self.inner

@@ -105,21 +105,19 @@ async fn first_bytes(
             ready = reader.get_ref().readable() => if ready.is_err() { return false },
             () = raised(closing) => return false,
         }
-        // Readiness can be stale: a read that would block gives the buffer back.
+        // Readiness can be stale: a read that would block gives the buffer back. (One poll
+        // of the read, not `try_read`: a short read then clears the readiness, so the next
+        // wait does not begin with a read that finds nothing.)
         let before = buf.len();
         buf.reserve(HEAD_BUFFER);
-        match reader.get_ref().try_read_buf(buf) {
-            Ok(0) => return false,
-            Ok(_) => {
-                reader.activity().bytes_read(&buf[before..]);
-                return true;
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+        match reader.read_buf(buf).now_or_never() {
+            None => {
                 if before == 0 {
                     *buf = BytesMut::new();
                 }
             }
-            Err(_) => return false,
+            Some(Ok(0) | Err(_)) => return false,
+            Some(Ok(_)) => return true,
         }
     }
 }

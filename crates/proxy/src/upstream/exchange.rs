@@ -6,6 +6,7 @@
 //! nothing received; such a request is sent once more on a fresh connection when that cannot
 //! duplicate it: no body, and an idempotent method (RFC 9110 §9.2.2).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -361,18 +362,13 @@ impl ResponseBody {
     }
 }
 
-/// Reads what the socket has into `buf`: `Ok(0)` at its end.
+/// Reads what the socket has into the connection's buffer: `Ok(0)` at its end.
 fn poll_fill(connection: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(connection.stream.poll_read_ready(cx))?;
-        if connection.read.capacity() - connection.read.len() < 1024 {
-            connection.read.reserve(READ_BUFFER * 2);
-        }
-        match connection.stream.try_read_buf(&mut connection.read) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            result => return Poll::Ready(result),
-        }
+    if connection.read.capacity() - connection.read.len() < 1024 {
+        connection.read.reserve(READ_BUFFER * 2);
     }
+    let Connection { stream, read, .. } = connection;
+    std::pin::pin!(stream.read_buf(read)).poll(cx)
 }
 
 fn cut_short() -> BoxError {
