@@ -244,7 +244,8 @@ impl Http1 {
         } = head;
         let method = request.method().clone();
         let version = request.version();
-        let handback: Handback = Arc::new(Mutex::new(None));
+        // Where a request body returns the read side (only requests with a body lend it).
+        let mut handback: Option<Handback> = None;
         let mut go_ahead =
             (expects_continue && framing != BodyFraming::Empty).then(|| Arc::new(Notify::new()));
         let mut request = match framing {
@@ -253,7 +254,8 @@ impl Http1 {
                 let Some(reader) = self.reader.take() else {
                     return Next::Close;
                 };
-                let body = RequestBody::new(reader, framing, handback.clone(), go_ahead.clone());
+                let returned = handback.insert(Arc::new(Mutex::new(None))).clone();
+                let body = RequestBody::new(reader, framing, returned, go_ahead.clone());
                 request.map(|()| boxed(body))
             }
         };
@@ -327,7 +329,7 @@ impl Http1 {
         if switching && let Some(sender) = upgrade.take() {
             return Next::Upgrade(sender);
         }
-        if self.reader.is_none() {
+        if let Some(handback) = handback {
             // The body lent the read side: it comes back only if the body was read to its end.
             self.reader = handback.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
