@@ -187,6 +187,22 @@ impl Decoder {
 
     /// The trailer section: nothing but CRLF, or fields up to an empty line.
     fn trailers(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
+        // Every line ends in CRLF: a bare LF is refused, not read as a line end, so no two
+        // parsers can disagree on where the body ends (and the next message begins).
+        let section_end = if buf.starts_with(b"\r\n") {
+            2
+        } else {
+            buf.windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(buf.len(), |end| end + 4)
+        };
+        let bare_lf = buf[..section_end]
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\n' && (i == 0 || buf[i - 1] != b'\r'));
+        if bare_lf {
+            return Err(ChunkError("bare LF in the trailer section"));
+        }
         if buf.len() < 2 {
             return Ok(Decoded::NeedMore);
         }
@@ -204,7 +220,7 @@ impl Decoder {
         let section = buf.split_to(end + 4);
         let mut fields = [httparse::EMPTY_HEADER; 64];
         let parsed = match httparse::parse_headers(&section, &mut fields) {
-            Ok(httparse::Status::Complete((_, parsed))) => parsed,
+            Ok(httparse::Status::Complete((length, parsed))) if length == section.len() => parsed,
             _ => return Err(ChunkError("bad trailer section")),
         };
         let mut trailers = HeaderMap::with_capacity(parsed.len());
@@ -324,6 +340,25 @@ mod tests {
         }
         let long = format!("1;{}\r\n", "e".repeat(MAX_SIZE_LINE));
         assert!(decode_in_steps(long.as_bytes(), 64).is_err());
+    }
+
+    #[test]
+    fn a_bare_lf_in_the_trailers_is_refused_not_read_past() {
+        // Read leniently, `0\r\n\n` ends the body and the GET is a message of its own;
+        // read strictly, the GET is trailers. Neither: refuse.
+        for input in [
+            &b"0\r\n\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"0\r\nx: y\r\n\nGET /admin HTTP/1.1\r\n\r\n",
+            b"0\r\n\n",
+        ] {
+            for step in [1, input.len()] {
+                assert!(
+                    decode_in_steps(input, step).is_err(),
+                    "{:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
     }
 
     #[test]

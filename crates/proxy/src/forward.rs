@@ -188,6 +188,13 @@ impl Forward {
         let mut response = outcome.map_err(|e| fail(&mut slot, e))?;
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching && downstream_upgrade.is_none() {
+            // A 101 nobody asked for would leave the client waiting for a final answer.
+            return Err(fail(
+                &mut slot,
+                ProxyError::new(ErrorKind::UpstreamProtocol),
+            ));
+        }
         if switching
             && let Some(downstream) = downstream_upgrade
             && let Some(upstream) = response.extensions_mut().remove::<Upgraded>()
@@ -262,9 +269,11 @@ impl Forward {
 /// boundary to finish at, and would otherwise hold the drain for its whole timeout).
 async fn tunnel(downstream: ClientUpgrade, upstream: Upgraded, drain: Drain) {
     let _open = drain.track();
-    let Some((mut upstream, upstream_early)) = upstream.take() else {
+    let Some(mut upstream) = upstream.take() else {
         return;
     };
+    let upstream_early = std::mem::take(&mut upstream.read).freeze();
+    let upstream = &mut upstream.stream;
     let Some((mut downstream, downstream_early)) = downstream.take().await else {
         tracing::debug!("upgrade did not complete: the client connection was not handed over");
         return;
@@ -273,7 +282,7 @@ async fn tunnel(downstream: ClientUpgrade, upstream: Upgraded, drain: Drain) {
         // What either side sent right after the handshake goes first.
         downstream.write_all(&upstream_early).await?;
         upstream.write_all(&downstream_early).await?;
-        tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await
+        tokio::io::copy_bidirectional(&mut downstream, upstream).await
     };
     tokio::select! {
         copied = copied => {

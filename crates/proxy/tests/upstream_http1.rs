@@ -413,3 +413,30 @@ async fn a_broken_answer_is_a_502_upstream_protocol() {
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("upstream-protocol"));
 }
+
+#[tokio::test]
+async fn a_101_to_a_plain_request_is_a_502_not_an_answer() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::Answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason(), Some("upstream-protocol"));
+}
+
+#[tokio::test]
+async fn chunked_wins_over_a_conflicting_length_and_the_length_is_not_forwarded() {
+    let upstream = Scripted::start(|_, _, _| {
+        Act::AnswerAndClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n",
+        )
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let answer = get(&h1(), address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "0123456789");
+    assert_ne!(answer.header("content-length"), Some("3"));
+}

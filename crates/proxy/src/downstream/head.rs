@@ -198,7 +198,11 @@ fn persistent(version: Version, headers: &HeaderMap) -> bool {
         close |= token.eq_ignore_ascii_case("close");
         keep_alive |= token.eq_ignore_ascii_case("keep-alive");
     }
-    !close && (version == Version::HTTP_11 || keep_alive)
+    // An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and the
+    // connection closes after the answer (RFC 9112 §6.1).
+    let chunked_1_0 =
+        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
+    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
 }
 
 /// How a response body goes to the client.
@@ -426,6 +430,9 @@ mod tests {
         assert!(!head("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        let chunked_1_0 =
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(!head(chunked_1_0).keep_alive);
     }
 
     #[test]

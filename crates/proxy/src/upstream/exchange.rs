@@ -18,7 +18,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 use super::head::{self, RequestFraming, ResponseFraming};
@@ -27,14 +26,15 @@ use crate::body::ProxyBody;
 use crate::chunked::{self, Decoded, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
 
-/// After a 101 answer: the upstream connection, and what the upstream already sent past the
-/// head (to be delivered first). Taken once, by the tunnel.
+/// After a 101 answer: the upstream connection, with what the upstream already sent past the
+/// head in its buffer (to be delivered first). It still counts as open to the endpoint while
+/// the tunnel holds it. Taken once, by the tunnel.
 #[derive(Clone, Debug)]
-pub struct Upgraded(Arc<Mutex<Option<(TcpStream, Bytes)>>>);
+pub struct Upgraded(Arc<Mutex<Option<Connection>>>);
 
 impl Upgraded {
-    /// The connection and the bytes read ahead, if not taken yet.
-    pub fn take(&self) -> Option<(TcpStream, Bytes)> {
+    /// The connection, if not taken yet.
+    pub fn take(&self) -> Option<Connection> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -144,8 +144,7 @@ async fn attempt(
     let keep_alive = keep_alive && sent_all;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Connection { stream, read, .. } = connection;
-        let upgraded = Upgraded(Arc::new(Mutex::new(Some((stream, read.freeze())))));
+        let upgraded = Upgraded(Arc::new(Mutex::new(Some(connection))));
         let mut response = response.map(|()| ResponseBody::empty());
         response.extensions_mut().insert(upgraded);
         return Ok(response);

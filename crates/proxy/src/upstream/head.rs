@@ -173,6 +173,11 @@ pub fn parse_response(
             headers.append(name, value);
         }
         let (framing, conflicting) = response_framing(method, status, &headers)?;
+        if conflicting {
+            // Transfer-Encoding wins; the length is wrong for what gets forwarded (RFC 9112
+            // §6.3, point 3).
+            headers.remove(header::CONTENT_LENGTH);
+        }
         let keep_alive = !conflicting
             && framing != ResponseFraming::UntilClose
             && status != StatusCode::SWITCHING_PROTOCOLS
@@ -254,7 +259,11 @@ fn persistent(version: Version, headers: &HeaderMap) -> bool {
         close |= token.eq_ignore_ascii_case("close");
         keep_alive |= token.eq_ignore_ascii_case("keep-alive");
     }
-    !close && (version == Version::HTTP_11 || keep_alive)
+    // An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and the
+    // connection is not reused (RFC 9112 §6.1).
+    let chunked_1_0 =
+        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
+    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
 }
 
 #[cfg(test)]
@@ -420,6 +429,12 @@ mod tests {
         assert!(
             !keep("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
             "conflicting framing"
+        );
+        assert!(
+            !keep(
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            "chunked in HTTP/1.0"
         );
         assert!(!keep(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
