@@ -222,3 +222,32 @@ async fn a_chunked_request_body_reaches_the_upstream_whole() {
     let answer = read_answers(&mut stream, 1).await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_request_upstream() {
+    let (proxy, address, _app) = proxy_to_sample().await;
+    let in_flight = || proxy.current().cluster_status()[0].endpoints[0].in_flight;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /delay?ms=30000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while in_flight() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never went upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(stream);
+    // The upstream would answer in 30 s; the slot must be free long before.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while in_flight() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the abandoned request still holds the endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

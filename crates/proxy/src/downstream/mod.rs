@@ -276,6 +276,21 @@ impl Http1 {
                     None => std::future::pending().await,
                 }
             };
+            // While the route works, the connection still reads (when the request has not
+            // lent it to its body): a client that leaves cancels its request, as with nginx,
+            // instead of holding an upstream connection and slots until the answer; bytes
+            // of a pipelined request are kept.
+            let watching = async {
+                match self.reader.as_mut() {
+                    Some((reader, buf)) if buf.len() < head::MAX_HEAD => {
+                        if buf.capacity() - buf.len() < 1024 {
+                            buf.reserve(HEAD_BUFFER);
+                        }
+                        reader.read_buf(buf).await
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 answered = &mut handling => match answered {
@@ -289,6 +304,13 @@ impl Http1 {
                         return Next::Close;
                     }
                 }
+                read = watching => match read {
+                    Ok(0) | Err(_) => {
+                        tracing::debug!(client = %self.connection.client, "client left before its answer");
+                        return Next::Close;
+                    }
+                    Ok(_) => {}
+                },
             }
         };
 
