@@ -440,3 +440,62 @@ async fn chunked_wins_over_a_conflicting_length_and_the_length_is_not_forwarded(
     assert_eq!(answer.text(), "0123456789");
     assert_ne!(answer.header("content-length"), Some("3"));
 }
+
+#[tokio::test]
+async fn an_upstream_that_answers_first_and_reads_on_gets_the_rest_of_the_body() {
+    // A duplex handler: it sends its head as soon as the request head is in, then reads the
+    // body, then finishes its answer. The proxy must keep sending the body after the head.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            fill(&mut stream, &mut buf).await.unwrap();
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        while !buf.ends_with(b"0\r\n\r\n") {
+            fill(&mut stream, &mut buf).await.unwrap();
+        }
+        stream.write_all(b"4\r\ndone\r\n0\r\n\r\n").await.unwrap();
+        let _ = seen_tx.send(buf);
+    });
+    let (_proxy, address) = proxy_to(endpoint, &[]).await;
+
+    let (pieces, frames) =
+        tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(4);
+    pieces
+        .send(Ok(http_body::Frame::data(Bytes::from_static(b"first-"))))
+        .await
+        .unwrap();
+    let request = Request::post(format!("http://{address}/duplex"))
+        .body(boxed(http_body_util::StreamBody::new(tokio_stream_from(
+            frames,
+        ))))
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), h1().request(request))
+        .await
+        .expect("the head came before the body ended")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    pieces
+        .send(Ok(http_body::Frame::data(Bytes::from_static(b"second"))))
+        .await
+        .unwrap();
+    drop(pieces);
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        response.into_body().collect(),
+    )
+    .await
+    .expect("the upstream got the whole body and finished")
+    .unwrap()
+    .to_bytes();
+    assert_eq!(&body[..], b"done");
+    let seen = String::from_utf8(seen_rx.await.unwrap()).unwrap();
+    assert!(seen.contains("first-") && seen.contains("second"), "{seen}");
+}

@@ -17,11 +17,12 @@ use futures_util::FutureExt;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use tokio::io::AsyncRead;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::head::{self, RequestFraming, ResponseFraming};
-use super::pool::{Connection, Pool, READ_BUFFER};
+use super::pool::{Connection, OpenGuard, Pool, READ_BUFFER};
 use crate::body::ProxyBody;
 use crate::chunked::{self, Decoded, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
@@ -99,80 +100,119 @@ async fn attempt(
     method: &Method,
     pool: &Arc<Pool>,
 ) -> Result<Response<ResponseBody>, Failure> {
-    let Connection { stream, read, .. } = &mut connection;
-    let (mut reader, mut writer) = stream.split();
-    let mut sent_all = true;
-    let parsed = match body {
-        None => {
-            if let Err(error) = writer.write_all(head).await {
-                return Err(Failure::Stale(upstream_io(error)));
-            }
-            read_head(&mut reader, read, method).await?
+    let Some(body) = body else {
+        let Connection { stream, read, .. } = &mut connection;
+        if let Err(error) = stream.write_all(head).await {
+            return Err(Failure::Stale(upstream_io(error)));
         }
-        Some(body) => {
-            // The upstream may answer before the whole body is sent (a 413, say): read the
-            // head while sending, and stop sending once it is here.
-            let sending = send_body(&mut writer, head, body, framing);
-            let receiving = read_head(&mut reader, read, method);
-            tokio::pin!(sending, receiving);
-            let mut sending_done = false;
-            let mut send_error = None;
-            let parsed = loop {
-                tokio::select! {
-                    biased;
-                    parsed = &mut receiving => match parsed {
-                        Ok(parsed) => break parsed,
-                        // A failed send says more than what reading then saw.
-                        Err(failure) => return Err(send_error.map_or(failure, Failure::Failed)),
-                    },
-                    sent = &mut sending, if !sending_done => {
-                        sending_done = true;
-                        match sent {
-                            Ok(()) => {}
-                            Err(SendError::Client(error)) => return Err(Failure::Failed(error)),
-                            // The upstream may have answered and closed: see what it said.
-                            Err(SendError::Upstream(error)) => send_error = Some(error),
-                        }
-                    }
-                }
-            };
-            sent_all = sending_done && send_error.is_none();
-            parsed
+        let parsed = read_head(stream, read, method).await?;
+        return Ok(respond(Source::Pooled(connection), parsed, pool));
+    };
+
+    // The upstream may answer before the whole body is sent: read the head while sending.
+    let (stream, mut read, open) = connection.into_parts();
+    let (mut reader, writer) = stream.into_split();
+    let mut sending = Box::pin(send_body(writer, head.to_vec(), body, framing));
+    let mut sent = None;
+    let mut send_error = None;
+    let parsed = {
+        let receiving = read_head(&mut reader, &mut read, method);
+        tokio::pin!(receiving);
+        loop {
+            tokio::select! {
+                biased;
+                parsed = &mut receiving => match parsed {
+                    Ok(parsed) => break parsed,
+                    // A failed send says more than what reading then saw.
+                    Err(failure) => return Err(send_error.map_or(failure, Failure::Failed)),
+                },
+                result = &mut sending, if sent.is_none() && send_error.is_none() => match result {
+                    Ok(writer) => sent = Some(writer),
+                    Err(SendError::Client(error)) => return Err(Failure::Failed(error)),
+                    // The upstream may have answered and closed: see what it said.
+                    Err(SendError::Upstream(error)) => send_error = Some(error),
+                },
+            }
         }
     };
-    let (response, framing, keep_alive) = parsed;
-    let keep_alive = keep_alive && sent_all;
-
+    if let Some(writer) = sent {
+        let stream = reader
+            .reunite(writer)
+            .map_err(|e| Failure::Failed(upstream_io(io::Error::other(e))))?;
+        return Ok(respond(
+            Source::Pooled(Connection::from_parts(stream, read, open)),
+            parsed,
+            pool,
+        ));
+    }
+    let (response, framing, _) = parsed;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let error = io::Error::other("101 before the request body was sent");
+        return Err(Failure::Failed(ProxyError::with_source(
+            ErrorKind::UpstreamProtocol,
+            error,
+        )));
+    }
+    // Answered mid-body. An upstream that streams its answer may still read the rest (a
+    // duplex handler): keep sending it alongside, until the answer ends. The connection is
+    // not reused.
+    let sender = (send_error.is_none()).then(|| AbortOnDrop(tokio::spawn(sending).abort_handle()));
+    let detached = Source::Detached {
+        reader,
+        read,
+        _open: open,
+        _sender: sender,
+    };
+    Ok(respond(detached, (response, framing, false), pool))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The response with its body reading from `source`.
+fn respond(
+    source: Source,
+    (response, framing, keep_alive): Head,
+    pool: &Arc<Pool>,
+) -> Response<ResponseBody> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Source::Pooled(connection) = source
+    {
         let upgraded = Upgraded(Arc::new(Mutex::new(Some(connection))));
         let mut response = response.map(|()| ResponseBody::empty());
         response.extensions_mut().insert(upgraded);
-        return Ok(response);
+        return response;
     }
     let state = match framing {
         ResponseFraming::Empty | ResponseFraming::Length(0) => {
-            if keep_alive {
+            if keep_alive && let Source::Pooled(connection) = source {
                 pool.put_back(connection);
             }
-            return Ok(response.map(|()| ResponseBody::empty()));
+            return response.map(|()| ResponseBody::empty());
         }
         ResponseFraming::Length(length) => Framing::Length(length),
         ResponseFraming::Chunked => Framing::Chunked(Decoder::default()),
         ResponseFraming::UntilClose => Framing::UntilClose,
     };
-    Ok(response.map(|()| ResponseBody {
-        connection: Some(connection),
+    response.map(|()| ResponseBody {
+        source: Some(source),
         framing: state,
         keep_alive,
         pool: Some(pool.clone()),
-    }))
+    })
 }
 
 type Head = (Response<()>, ResponseFraming, bool);
 
 /// Reads until a whole response head is in `buf`, and parses it.
 async fn read_head(
-    reader: &mut ReadHalf<'_>,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     method: &Method,
 ) -> Result<Head, Failure> {
@@ -224,11 +264,11 @@ enum SendError {
 /// Writes the head and the body in `framing`, coalescing whatever the body has ready into one
 /// write (the head with a small body, the last chunk with the terminator).
 async fn send_body(
-    writer: &mut WriteHalf<'_>,
-    head: &[u8],
+    mut writer: OwnedWriteHalf,
+    head: Vec<u8>,
     mut body: ProxyBody,
     framing: RequestFraming,
-) -> Result<(), SendError> {
+) -> Result<OwnedWriteHalf, SendError> {
     const COALESCE: usize = 16 * 1024;
     let chunked = framing == RequestFraming::Chunked;
     let declared = match framing {
@@ -236,15 +276,14 @@ async fn send_body(
         _ => u64::MAX,
     };
     let mut sent = 0u64;
-    let mut out = Vec::with_capacity(head.len() + 1024);
-    out.extend_from_slice(head);
+    let mut out = head;
     let mut trailers = None;
     loop {
         let next = match body.frame().now_or_never() {
             Some(next) => next,
             None => {
                 // Nothing ready: send what is pending before waiting on the client.
-                write(writer, &out).await?;
+                write(&mut writer, &out).await?;
                 out.clear();
                 body.frame().await
             }
@@ -281,9 +320,9 @@ async fn send_body(
             out.extend(chunked::chunk_head(data.len()));
         }
         if data.len() > COALESCE {
-            write(writer, &out).await?;
+            write(&mut writer, &out).await?;
             out.clear();
-            write(writer, &data).await?;
+            write(&mut writer, &data).await?;
         } else {
             out.extend_from_slice(&data);
         }
@@ -291,7 +330,7 @@ async fn send_body(
             out.extend_from_slice(b"\r\n");
         }
         if out.len() > COALESCE {
-            write(writer, &out).await?;
+            write(&mut writer, &out).await?;
             out.clear();
         }
     }
@@ -304,10 +343,11 @@ async fn send_body(
             error,
         )));
     }
-    write(writer, &out).await
+    write(&mut writer, &out).await?;
+    Ok(writer)
 }
 
-async fn write(writer: &mut WriteHalf<'_>, bytes: &[u8]) -> Result<(), SendError> {
+async fn write(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), SendError> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -332,9 +372,44 @@ enum Framing {
     Done,
 }
 
+/// Where a response body is read from.
+enum Source {
+    /// A whole connection, which may go back to the pool at the body's end.
+    Pooled(Connection),
+    /// The read side of a connection whose request body is still being sent (by `_sender`);
+    /// closed at the body's end.
+    Detached {
+        reader: OwnedReadHalf,
+        read: BytesMut,
+        _open: OpenGuard,
+        _sender: Option<AbortOnDrop>,
+    },
+}
+
+impl Source {
+    fn buf(&mut self) -> &mut BytesMut {
+        match self {
+            Source::Pooled(connection) => &mut connection.read,
+            Source::Detached { read, .. } => read,
+        }
+    }
+
+    /// Reads what the socket has into the buffer: `Ok(0)` at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let (reader, buf): (&mut (dyn AsyncRead + Unpin + Send), &mut BytesMut) = match self {
+            Source::Pooled(connection) => (&mut connection.stream, &mut connection.read),
+            Source::Detached { reader, read, .. } => (reader, read),
+        };
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUFFER * 2);
+        }
+        std::pin::pin!(reader.read_buf(buf)).poll(cx)
+    }
+}
+
 /// A response body read straight from the upstream connection.
 pub struct ResponseBody {
-    connection: Option<Connection>,
+    source: Option<Source>,
     framing: Framing,
     keep_alive: bool,
     pool: Option<Arc<Pool>>,
@@ -343,7 +418,7 @@ pub struct ResponseBody {
 impl ResponseBody {
     fn empty() -> Self {
         Self {
-            connection: None,
+            source: None,
             framing: Framing::Done,
             keep_alive: false,
             pool: None,
@@ -353,21 +428,13 @@ impl ResponseBody {
     /// The body is complete: the connection goes back to the pool if it may.
     fn finish(&mut self) {
         self.framing = Framing::Done;
-        if let (Some(connection), Some(pool)) = (self.connection.take(), self.pool.take())
+        if let (Some(Source::Pooled(connection)), Some(pool)) =
+            (self.source.take(), self.pool.take())
             && self.keep_alive
         {
             pool.put_back(connection);
         }
     }
-}
-
-/// Reads what the socket has into the connection's buffer: `Ok(0)` at its end.
-fn poll_fill(connection: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if connection.read.capacity() - connection.read.len() < 1024 {
-        connection.read.reserve(READ_BUFFER * 2);
-    }
-    let Connection { stream, read, .. } = connection;
-    std::pin::pin!(stream.read_buf(read)).poll(cx)
 }
 
 fn cut_short() -> BoxError {
@@ -387,28 +454,26 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            let Some(connection) = this.connection.as_mut() else {
+            let Some(source) = this.source.as_mut() else {
                 return Poll::Ready(None);
             };
+            let buf = source.buf();
             match &mut this.framing {
                 Framing::Done => return Poll::Ready(None),
-                Framing::Length(left) if !connection.read.is_empty() => {
-                    let n = connection
-                        .read
-                        .len()
-                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    let data = connection.read.split_to(n).freeze();
+                Framing::Length(left) if !buf.is_empty() => {
+                    let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let data = buf.split_to(n).freeze();
                     *left -= n as u64;
                     if *left == 0 {
                         this.finish();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Framing::UntilClose if !connection.read.is_empty() => {
-                    let data = connection.read.split().freeze();
+                Framing::UntilClose if !buf.is_empty() => {
+                    let data = buf.split().freeze();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Framing::Chunked(decoder) => match decoder.decode(&mut connection.read) {
+                Framing::Chunked(decoder) => match decoder.decode(buf) {
                     Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                     Ok(Decoded::Trailers(trailers)) => {
                         this.finish();
@@ -420,26 +485,25 @@ impl Body for ResponseBody {
                     }
                     Ok(Decoded::NeedMore) => {}
                     Err(error) => {
-                        this.connection = None;
+                        this.source = None;
                         return Poll::Ready(Some(Err(Box::new(error))));
                     }
                 },
                 Framing::Length(_) | Framing::UntilClose => {}
             }
-            let connection = this.connection.as_mut().expect("checked above");
-            match ready!(poll_fill(connection, cx)) {
+            match ready!(source.poll_fill(cx)) {
                 Ok(0) if matches!(this.framing, Framing::UntilClose) => {
-                    this.connection = None;
+                    this.source = None;
                     this.framing = Framing::Done;
                     return Poll::Ready(None);
                 }
                 Ok(0) => {
-                    this.connection = None;
+                    this.source = None;
                     return Poll::Ready(Some(Err(cut_short())));
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    this.connection = None;
+                    this.source = None;
                     return Poll::Ready(Some(Err(Box::new(error))));
                 }
             }
@@ -447,7 +511,7 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Done | Framing::Length(0)) || self.connection.is_none()
+        matches!(self.framing, Framing::Done | Framing::Length(0)) || self.source.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

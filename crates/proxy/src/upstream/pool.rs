@@ -38,11 +38,27 @@ pub struct Connection {
 
 /// Uncounts a connection when dropped.
 #[derive(Debug)]
-struct OpenGuard(Arc<AtomicUsize>);
+pub struct OpenGuard(Arc<AtomicUsize>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    /// The socket, the buffer, and what keeps the connection counted as open.
+    pub fn into_parts(self) -> (TcpStream, BytesMut, OpenGuard) {
+        (self.stream, self.read, self._open)
+    }
+
+    /// Puts a connection back together from [`Connection::into_parts`].
+    pub fn from_parts(stream: TcpStream, read: BytesMut, open: OpenGuard) -> Self {
+        Self {
+            stream,
+            read,
+            _open: open,
+        }
     }
 }
 
