@@ -185,21 +185,55 @@ async fn expect_100_continue_gets_the_go_ahead_before_the_body() {
     assert!(answer.contains("\"body_bytes\":5"), "{answer}");
 }
 
-#[tokio::test]
-async fn a_body_the_route_never_reads_is_not_taken_for_the_next_request() {
-    // No route matches, so nothing reads the body; its bytes look like a request of their
-    // own. The proxy answers the 404 and closes rather than parse them.
-    let (_proxy, address) = proxy(
+/// A proxy whose one route, `/only`, goes to a closed port: anything reaching it is a 502.
+async fn proxy_with_one_route() -> (watertight_proxy::Proxy, SocketAddr) {
+    proxy(
         "access_log: \"off\"\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - name: only\n        match: { prefix: /only }\n        cluster: app\nclusters:\n  - name: app\n    endpoints: [{ address: \"127.0.0.1:9\" }]\n",
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_body_the_route_never_reads_is_skipped_not_taken_for_a_request() {
+    // No route matches, so nothing reads the body; its bytes look like a request of their
+    // own (to /only, which would be a 502). They are all here, so the proxy skips them and
+    // keeps the connection.
+    let (_proxy, address) = proxy_with_one_route().await;
     let body = "GET /only/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
     let request = format!(
         "POST /elsewhere HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let answer = exchange_to_close(address, request.as_bytes()).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let first = read_answers(&mut stream, 1).await;
+    assert!(first.starts_with("HTTP/1.1 404 "), "{first}");
+    stream
+        .write_all(b"GET /elsewhere/again HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let second = read_answers(&mut stream, 1).await;
+    assert!(second.starts_with("HTTP/1.1 404 "), "{second}");
+    assert!(
+        !first.contains("502") && !second.contains("502"),
+        "the body was read as a request"
+    );
+}
+
+#[tokio::test]
+async fn a_body_the_route_never_reads_and_still_coming_closes_the_connection() {
+    let (_proxy, address) = proxy_with_one_route().await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /elsewhere HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nGET /only/x HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_close(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
 }
 

@@ -25,8 +25,41 @@ use crate::watched_io::Watched;
 /// The connection's read side and its buffer.
 pub type Reader = (Watched<OwnedReadHalf>, BytesMut);
 
-/// Where a finished body leaves the read side for the connection.
-pub type Handback = Arc<Mutex<Option<Reader>>>;
+/// Where a body leaves the read side for the connection when it is done with it.
+pub type Handback = Arc<Mutex<Option<Returned>>>;
+
+/// The read side as a request body gives it back.
+pub enum Returned {
+    /// The body was read to its end.
+    Finished(Reader),
+    /// The body was dropped before its end; this much of it is still to come.
+    Unfinished(Reader, Remaining),
+}
+
+/// What is left of a body dropped before its end.
+pub struct Remaining(Framing);
+
+impl Remaining {
+    /// Skips the rest of the body if it is all in `buf` already; true if it was.
+    pub fn skip_buffered(self, buf: &mut BytesMut) -> bool {
+        match self.0 {
+            Framing::Length(left) => match usize::try_from(left) {
+                Ok(left) if left <= buf.len() => {
+                    let _ = buf.split_to(left);
+                    true
+                }
+                _ => false,
+            },
+            Framing::Chunked(mut decoder) => loop {
+                match decoder.decode(buf) {
+                    Ok(Decoded::Data(_) | Decoded::Trailers(_)) => {}
+                    Ok(Decoded::Done) => return true,
+                    Ok(Decoded::NeedMore) | Err(_) => return false,
+                }
+            },
+        }
+    }
+}
 
 /// Read buffer reserved when a read finds too little room.
 const READ_BUFFER: usize = 16 * 1024;
@@ -68,7 +101,20 @@ impl RequestBody {
 
     fn finish(&mut self) {
         if let Some(reader) = self.reader.take() {
-            *self.handback.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+            *self.handback.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Returned::Finished(reader));
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    /// Dropped before its end (the route answered without reading it all): the read side goes
+    /// back with what is left, so the connection can skip the rest if it is already here.
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let framing = std::mem::replace(&mut self.framing, Framing::Length(0));
+            *self.handback.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Returned::Unfinished(reader, Remaining(framing)));
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::edge::{self, Connection};
 use crate::exchange::ExchangeBody;
 use crate::headers;
 use crate::watched_io::Watched;
-use body::{Handback, Reader, RequestBody};
+use body::{Handback, Reader, RequestBody, Returned};
 use head::{BodyFraming, ResponseFraming};
 
 /// What every HTTP/2 client sends first (RFC 9113 §3.4).
@@ -327,7 +327,13 @@ impl Http1 {
                 body.size_hint().exact(),
             )
         };
-        let keep_alive = keep_alive && !*self.closing.borrow() && framing != ResponseFraming::Close;
+        // A body the route dropped unread: the connection stays open only if the rest of it
+        // is already here to skip. (One still being read is decided after the answer.)
+        let body_unread = self.take_back(handback.as_ref()) == Lent::Unread;
+        let keep_alive = keep_alive
+            && !body_unread
+            && !*self.closing.borrow()
+            && framing != ResponseFraming::Close;
         let connection = if switching {
             None
         } else if !keep_alive {
@@ -351,14 +357,41 @@ impl Http1 {
         if switching && let Some(sender) = upgrade.take() {
             return Next::Upgrade(sender);
         }
-        if let Some(handback) = handback {
-            // The body lent the read side: it comes back only if the body was read to its end.
-            self.reader = handback.lock().unwrap_or_else(|e| e.into_inner()).take();
-        }
+        // The body lent the read side: it is back if the body was read to its end, or dropped
+        // with its rest already here.
+        self.take_back(handback.as_ref());
         if keep_alive && self.reader.is_some() {
             Next::Continue
         } else {
             Next::Close
+        }
+    }
+
+    /// Takes the read side back from a request body that is done with it: finished, or
+    /// dropped with the rest of it already buffered (skipped). A body dropped with more to
+    /// come takes the read side with it (the connection closes: the rest must not be read as
+    /// a request).
+    fn take_back(&mut self, handback: Option<&Handback>) -> Lent {
+        let Some(handback) = handback else {
+            return Lent::Back;
+        };
+        if self.reader.is_some() {
+            return Lent::Back;
+        }
+        match handback.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(Returned::Finished(reader)) => {
+                self.reader = Some(reader);
+                Lent::Back
+            }
+            Some(Returned::Unfinished((reader, mut buf), rest)) => {
+                if rest.skip_buffered(&mut buf) {
+                    self.reader = Some((reader, buf));
+                    Lent::Back
+                } else {
+                    Lent::Unread
+                }
+            }
+            None => Lent::InUse,
         }
     }
 
@@ -574,4 +607,15 @@ mod tests {
             "a client connection's task keeps {size} bytes"
         );
     }
+}
+
+/// Where a request's read side is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lent {
+    /// With the connection (never lent, or given back).
+    Back,
+    /// Its body was dropped with more to come.
+    Unread,
+    /// Its body is still being read.
+    InUse,
 }
