@@ -125,7 +125,6 @@ impl Default for Decoder {
 
 impl Decoder {
     /// Whether the last chunk and trailers have been read.
-    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
@@ -247,10 +246,7 @@ pub fn chunk_head(len: usize) -> Vec<u8> {
 pub fn last_chunk(trailers: Option<&HeaderMap>) -> Vec<u8> {
     let mut out = b"0\r\n".to_vec();
     for (name, value) in trailers.into_iter().flatten() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        crate::headers::write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out

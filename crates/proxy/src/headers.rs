@@ -47,7 +47,10 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// The items of a comma-separated list field, over all its lines, trimmed, empty ones skipped.
-fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+pub(crate) fn list_items<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .into_iter()
@@ -55,6 +58,29 @@ fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<It
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|item| !item.is_empty())
+}
+
+/// Whether a message of `version` with these fields leaves its connection open (RFC 9112
+/// §9.3). An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and
+/// the connection closes after it (§6.1).
+pub fn persistent(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for token in list_items(headers, &header::CONNECTION) {
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    }
+    let chunked_1_0 =
+        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
+    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
+}
+
+/// Writes one `name: value` line of an HTTP/1 head.
+pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Removes hop-by-hop fields. With `keep_upgrade`, `Upgrade` and `Connection: upgrade` stay

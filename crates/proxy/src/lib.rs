@@ -36,6 +36,7 @@ pub mod error;
 mod exchange;
 pub mod fallback;
 pub mod forward;
+mod framed;
 mod hash_balancer;
 pub mod headers;
 pub mod health;

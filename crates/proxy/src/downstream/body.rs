@@ -18,8 +18,9 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 
 use super::head::BodyFraming;
-use crate::chunked::{Decoded, Decoder};
+use crate::chunked::Decoder;
 use crate::error::BoxError;
+use crate::framed::{Framed, Step};
 use crate::watched_io::Watched;
 
 /// The connection's read side and its buffer.
@@ -37,26 +38,17 @@ pub enum Returned {
 }
 
 /// What is left of a body dropped before its end.
-pub struct Remaining(Framing);
+pub struct Remaining(Framed);
 
 impl Remaining {
     /// Skips the rest of the body if it is all in `buf` already; true if it was.
-    pub fn skip_buffered(self, buf: &mut BytesMut) -> bool {
-        match self.0 {
-            Framing::Length(left) => match usize::try_from(left) {
-                Ok(left) if left <= buf.len() => {
-                    let _ = buf.split_to(left);
-                    true
-                }
-                _ => false,
-            },
-            Framing::Chunked(mut decoder) => loop {
-                match decoder.decode(buf) {
-                    Ok(Decoded::Data(_) | Decoded::Trailers(_)) => {}
-                    Ok(Decoded::Done) => return true,
-                    Ok(Decoded::NeedMore) | Err(_) => return false,
-                }
-            },
+    pub fn skip_buffered(mut self, buf: &mut BytesMut) -> bool {
+        loop {
+            match self.0.next(buf) {
+                Ok(Step::Frame(_)) => {}
+                Ok(Step::End) => return true,
+                Ok(Step::NeedMore) | Err(_) => return false,
+            }
         }
     }
 }
@@ -64,15 +56,10 @@ impl Remaining {
 /// Read buffer reserved when a read finds too little room.
 const READ_BUFFER: usize = 16 * 1024;
 
-enum Framing {
-    Length(u64),
-    Chunked(Decoder),
-}
-
 /// A request body streaming from the client.
 pub struct RequestBody {
     reader: Option<Reader>,
-    framing: Framing,
+    framing: Framed,
     handback: Handback,
     /// Told once, at the first read, when the client waits for `100 Continue`.
     go_ahead: Option<Arc<Notify>>,
@@ -88,8 +75,8 @@ impl RequestBody {
         go_ahead: Option<Arc<Notify>>,
     ) -> Self {
         let framing = match framing {
-            BodyFraming::Length(length) => Framing::Length(length),
-            BodyFraming::Chunked | BodyFraming::Empty => Framing::Chunked(Decoder::default()),
+            BodyFraming::Length(length) => Framed::Length(length),
+            BodyFraming::Chunked | BodyFraming::Empty => Framed::Chunked(Decoder::default()),
         };
         Self {
             reader: Some(reader),
@@ -112,7 +99,7 @@ impl Drop for RequestBody {
     /// back with what is left, so the connection can skip the rest if it is already here.
     fn drop(&mut self) {
         if let Some(reader) = self.reader.take() {
-            let framing = std::mem::replace(&mut self.framing, Framing::Length(0));
+            let framing = std::mem::replace(&mut self.framing, Framed::Length(0));
             *self.handback.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(Returned::Unfinished(reader, Remaining(framing)));
         }
@@ -142,37 +129,22 @@ impl Body for RequestBody {
             let Some((reader, buf)) = this.reader.as_mut() else {
                 return Poll::Ready(None);
             };
-            match &mut this.framing {
-                Framing::Length(0) => {
+            match this.framing.next(buf) {
+                Ok(Step::Frame(frame)) => {
+                    if this.framing.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(Step::End) => {
                     this.finish();
                     return Poll::Ready(None);
                 }
-                Framing::Length(left) if !buf.is_empty() => {
-                    let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    let data = buf.split_to(n).freeze();
-                    *left -= n as u64;
-                    if *left == 0 {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                Ok(Step::NeedMore) => {}
+                Err(error) => {
+                    this.reader = None;
+                    return Poll::Ready(Some(Err(Box::new(error))));
                 }
-                Framing::Length(_) => {}
-                Framing::Chunked(decoder) => match decoder.decode(buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Decoded::Trailers(trailers)) => {
-                        this.finish();
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    Ok(Decoded::Done) => {
-                        this.finish();
-                        return Poll::Ready(None);
-                    }
-                    Ok(Decoded::NeedMore) => {}
-                    Err(error) => {
-                        this.reader = None;
-                        return Poll::Ready(Some(Err(Box::new(error))));
-                    }
-                },
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUFFER);
@@ -193,13 +165,10 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.reader.is_none() || matches!(self.framing, Framing::Length(0))
+        self.reader.is_none() || self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(left) => SizeHint::with_exact(left),
-            Framing::Chunked(_) => SizeHint::default(),
-        }
+        self.framing.size_hint()
     }
 }

@@ -6,6 +6,8 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
+use crate::headers::{list_items, persistent, write_field};
+
 /// Most fields a request head may carry.
 const MAX_HEADERS: usize = 100;
 /// Largest request head (request line and fields) accepted.
@@ -125,7 +127,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
         && headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let takes_trailers = tokens(&headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
+    let takes_trailers =
+        list_items(&headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -140,17 +143,6 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     }))
 }
 
-/// The items of a comma-separated list field, over all its lines, trimmed.
-fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
 /// The framing of a request body (RFC 9112 §6.3). Both `Transfer-Encoding` and
 /// `Content-Length`, or several differing lengths, are refused: a request whose length two
 /// parties could read differently is how requests are smuggled.
@@ -161,7 +153,7 @@ fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
                 "both Transfer-Encoding and Content-Length",
             ));
         }
-        return match tokens(headers, &header::TRANSFER_ENCODING).last() {
+        return match list_items(headers, &header::TRANSFER_ENCODING).last() {
             Some(coding) if coding.eq_ignore_ascii_case("chunked") => Ok(BodyFraming::Chunked),
             _ => Err(Refusal::NotImplemented),
         };
@@ -188,21 +180,6 @@ fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
         None | Some(0) => BodyFraming::Empty,
         Some(n) => BodyFraming::Length(n),
     })
-}
-
-/// Whether the client keeps the connection open (RFC 9112 §9.3).
-fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for token in tokens(headers, &header::CONNECTION) {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-    }
-    // An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and the
-    // connection closes after the answer (RFC 9112 §6.1).
-    let chunked_1_0 =
-        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
-    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
 }
 
 /// How a response body goes to the client.
@@ -274,21 +251,14 @@ pub fn encode_response(
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(connection) = connection {
-        field(out, b"connection", connection.as_bytes());
+        write_field(out, b"connection", connection.as_bytes());
     }
     if !headers.contains_key(header::DATE) {
-        field(out, b"date", date);
+        write_field(out, b"date", date);
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -24,8 +24,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use super::head::{self, RequestFraming, ResponseFraming};
 use super::pool::{Connection, OpenGuard, Pool, READ_BUFFER};
 use crate::body::ProxyBody;
-use crate::chunked::{self, Decoded, Decoder};
+use crate::chunked::{self, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
+use crate::framed::{Framed, Step};
 
 /// After a 101 answer: the upstream connection, with what the upstream already sent past the
 /// head in its buffer (to be delivered first). It still counts as open to the endpoint while
@@ -196,9 +197,9 @@ fn respond(
             }
             return response.map(|()| ResponseBody::empty());
         }
-        ResponseFraming::Length(length) => Framing::Length(length),
-        ResponseFraming::Chunked => Framing::Chunked(Decoder::default()),
-        ResponseFraming::UntilClose => Framing::UntilClose,
+        ResponseFraming::Length(length) => Framed::Length(length),
+        ResponseFraming::Chunked => Framed::Chunked(Decoder::default()),
+        ResponseFraming::UntilClose => Framed::UntilClose,
     };
     response.map(|()| ResponseBody {
         source: Some(source),
@@ -365,13 +366,6 @@ fn upstream_io(error: io::Error) -> ProxyError {
     ProxyError::with_source(kind, error)
 }
 
-enum Framing {
-    Length(u64),
-    Chunked(Decoder),
-    UntilClose,
-    Done,
-}
-
 /// Where a response body is read from.
 enum Source {
     /// A whole connection, which may go back to the pool at the body's end.
@@ -409,8 +403,9 @@ impl Source {
 
 /// A response body read straight from the upstream connection.
 pub struct ResponseBody {
+    /// Where the body comes from; `None` once it has ended (or failed).
     source: Option<Source>,
-    framing: Framing,
+    framing: Framed,
     keep_alive: bool,
     pool: Option<Arc<Pool>>,
 }
@@ -419,7 +414,7 @@ impl ResponseBody {
     fn empty() -> Self {
         Self {
             source: None,
-            framing: Framing::Done,
+            framing: Framed::Length(0),
             keep_alive: false,
             pool: None,
         }
@@ -427,7 +422,6 @@ impl ResponseBody {
 
     /// The body is complete: the connection goes back to the pool if it may.
     fn finish(&mut self) {
-        self.framing = Framing::Done;
         if let (Some(Source::Pooled(connection)), Some(pool)) =
             (self.source.take(), self.pool.take())
             && self.keep_alive
@@ -457,44 +451,27 @@ impl Body for ResponseBody {
             let Some(source) = this.source.as_mut() else {
                 return Poll::Ready(None);
             };
-            let buf = source.buf();
-            match &mut this.framing {
-                Framing::Done => return Poll::Ready(None),
-                Framing::Length(left) if !buf.is_empty() => {
-                    let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    let data = buf.split_to(n).freeze();
-                    *left -= n as u64;
-                    if *left == 0 {
+            match this.framing.next(source.buf()) {
+                Ok(Step::Frame(frame)) => {
+                    if this.framing.is_done() {
                         this.finish();
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Framing::UntilClose if !buf.is_empty() => {
-                    let data = buf.split().freeze();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                Ok(Step::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
                 }
-                Framing::Chunked(decoder) => match decoder.decode(buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Decoded::Trailers(trailers)) => {
-                        this.finish();
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    Ok(Decoded::Done) => {
-                        this.finish();
-                        return Poll::Ready(None);
-                    }
-                    Ok(Decoded::NeedMore) => {}
-                    Err(error) => {
-                        this.source = None;
-                        return Poll::Ready(Some(Err(Box::new(error))));
-                    }
-                },
-                Framing::Length(_) | Framing::UntilClose => {}
+                Ok(Step::NeedMore) => {}
+                Err(error) => {
+                    this.source = None;
+                    return Poll::Ready(Some(Err(Box::new(error))));
+                }
             }
             match ready!(source.poll_fill(cx)) {
-                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                Ok(0) if matches!(this.framing, Framed::UntilClose) => {
+                    // The end of the connection is the end of this body.
                     this.source = None;
-                    this.framing = Framing::Done;
                     return Poll::Ready(None);
                 }
                 Ok(0) => {
@@ -511,14 +488,13 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Done | Framing::Length(0)) || self.source.is_none()
+        self.source.is_none() || self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(left) => SizeHint::with_exact(left),
-            Framing::Done => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
+        if self.source.is_none() {
+            return SizeHint::with_exact(0);
         }
+        self.framing.size_hint()
     }
 }

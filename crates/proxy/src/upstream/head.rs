@@ -6,6 +6,8 @@ use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
+use crate::headers::{persistent, write_field};
+
 /// Most fields a response head may carry.
 const MAX_HEADERS: usize = 128;
 /// Largest response head (status line and fields) accepted.
@@ -67,18 +69,11 @@ pub fn encode_request<B>(request: &Request<B>, out: &mut Vec<u8>) {
     if !headers.contains_key(header::HOST)
         && let Some(authority) = request.uri().authority()
     {
-        field(out, b"host", authority.as_str().as_bytes());
+        write_field(out, b"host", authority.as_str().as_bytes());
     }
     for (name, value) in headers {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -243,27 +238,6 @@ fn response_framing(
         length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length),
         false,
     ))
-}
-
-/// Whether the upstream keeps the connection open after this response (RFC 9112 §9.3).
-fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for token in headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-    {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-    }
-    // An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and the
-    // connection is not reused (RFC 9112 §6.1).
-    let chunked_1_0 =
-        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
-    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
 }
 
 #[cfg(test)]
