@@ -88,7 +88,39 @@ async fn both_content_length_and_transfer_encoding_is_refused_and_closed() {
         1,
         "nothing after the refusal: {answer}"
     );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-watertight-reason: bad-request"),
+        "{answer}"
+    );
     assert_eq!(app.requests_served(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn refused_heads_are_counted_by_reason() {
+    let (proxy, address, _app) = proxy_to_sample().await;
+    exchange_to_close(address, b"GET / HTTP/3.0\r\nHost: a\r\n\r\n").await;
+    exchange_to_close(address, b"GET / HTTP/3.0\r\nHost: a\r\n\r\n").await;
+    exchange_to_close(
+        address,
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    )
+    .await;
+    let text = proxy
+        .metrics()
+        .encode(watertight_telemetry::Format::Prometheus);
+    let count = |reason: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("watertight_proxy_errors_total{")
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(count("unsupported-version").as_deref(), Some("2"), "{text}");
+    assert_eq!(count("bad-request").as_deref(), Some("1"), "{text}");
 }
 
 #[tokio::test]

@@ -27,6 +27,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The reason word, as in `x-watertight-reason` and the `proxy_errors` metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::BadRequest(_) => "bad-request",
+            Refusal::HeadTooLarge => "head-too-large",
+            Refusal::NotImplemented => "unsupported-transfer-coding",
+            Refusal::VersionNotSupported => "unsupported-version",
+        }
+    }
+
     /// The status to answer with.
     pub fn status(self) -> StatusCode {
         match self {
@@ -282,6 +292,10 @@ pub fn refusal_response(refusal: Refusal, date: &[u8]) -> Vec<u8> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(
+        crate::edge::REASON_HEADER,
+        HeaderValue::from_static(refusal.reason()),
+    );
     let mut out = Vec::with_capacity(256);
     encode_response(status, &headers, Some("close"), date, &mut out);
     out.extend_from_slice(body.as_bytes());

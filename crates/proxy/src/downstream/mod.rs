@@ -206,6 +206,14 @@ impl Http1 {
                     Ok(None) => {}
                     Err(refusal) => {
                         tracing::debug!(?refusal, client = %self.connection.client, "request head refused");
+                        // Never routed, so never logged as an exchange: counted here.
+                        let runtime = self.connection.runtime.load();
+                        if let (Some(metrics), Some(listener)) = (
+                            &runtime.metrics,
+                            runtime.listeners.get(&self.connection.listener),
+                        ) {
+                            metrics.proxy_error(&listener.name, "", "", refusal.reason());
+                        }
                         let answer = head::refusal_response(refusal, &http_date());
                         let _ = self.writer.write_all(&answer).await;
                         return None;
