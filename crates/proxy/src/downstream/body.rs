@@ -2,8 +2,9 @@
 //!
 //! The body takes the connection's read side and buffer while it streams, and hands both
 //! back when it has read its last byte, so the connection can read the next request. A body
-//! dropped before its end hands nothing back: the connection then closes after the answer,
-//! since the rest of the body would be read as the next request.
+//! dropped before its end hands them back with what is left of it: the connection skips the
+//! rest if it is already buffered, and otherwise closes after the answer, since the rest of
+//! the body would be read as the next request.
 
 use std::future::Future;
 use std::io;
@@ -76,7 +77,8 @@ impl RequestBody {
     ) -> Self {
         let framing = match framing {
             BodyFraming::Length(length) => Framed::Length(length),
-            BodyFraming::Chunked | BodyFraming::Empty => Framed::Chunked(Decoder::default()),
+            BodyFraming::Chunked => Framed::Chunked(Decoder::default()),
+            BodyFraming::Empty => Framed::Length(0),
         };
         Self {
             reader: Some(reader),
