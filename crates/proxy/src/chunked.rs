@@ -246,7 +246,7 @@ pub fn chunk_head(len: usize) -> Vec<u8> {
 pub fn last_chunk(trailers: Option<&HeaderMap>) -> Vec<u8> {
     let mut out = b"0\r\n".to_vec();
     for (name, value) in trailers.into_iter().flatten() {
-        crate::headers::write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        crate::wire::write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out

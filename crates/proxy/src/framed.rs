@@ -3,10 +3,20 @@
 //! bodies from clients (`downstream/body.rs`) and response bodies from upstreams
 //! (`upstream/exchange.rs`); each does its own reading into the buffer.
 
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::chunked::{ChunkError, Decoded, Decoder};
+use crate::error::BoxError;
+
+/// Read buffer reserved when a read finds too little room.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// How much of a body is left, by its framing.
 #[derive(Debug)]
@@ -30,6 +40,17 @@ pub enum Step {
     NeedMore,
 }
 
+/// What polling a body gave.
+#[derive(Debug)]
+pub enum Polled {
+    /// A frame of the body.
+    Frame(Frame<Bytes>),
+    /// The body is complete.
+    End,
+    /// The body failed: bad framing, a read error, or the connection ended mid-body.
+    Failed(BoxError),
+}
+
 impl Framed {
     /// Takes the next frame of the body from the front of `buf`.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Step, ChunkError> {
@@ -49,6 +70,38 @@ impl Framed {
                 Decoded::NeedMore => Step::NeedMore,
             },
         })
+    }
+
+    /// The next frame of the body: from `buf`, reading more into it from `reader` as needed.
+    /// A connection that ends mid-body fails with `cut_short` (or ends a body that runs until
+    /// the close). After a frame, [`Framed::is_done`] says whether it was the last.
+    pub fn poll_frame(
+        &mut self,
+        reader: &mut (impl AsyncRead + Unpin + ?Sized),
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+        cut_short: &'static str,
+    ) -> Poll<Polled> {
+        loop {
+            match self.next(buf) {
+                Ok(Step::Frame(frame)) => return Poll::Ready(Polled::Frame(frame)),
+                Ok(Step::End) => return Poll::Ready(Polled::End),
+                Ok(Step::NeedMore) => {}
+                Err(error) => return Poll::Ready(Polled::Failed(Box::new(error))),
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(READ_BUFFER);
+            }
+            match ready!(pin!(reader.read_buf(buf)).poll(cx)) {
+                Ok(0) if matches!(self, Framed::UntilClose) => return Poll::Ready(Polled::End),
+                Ok(0) => {
+                    let error = io::Error::new(io::ErrorKind::UnexpectedEof, cut_short);
+                    return Poll::Ready(Polled::Failed(Box::new(error)));
+                }
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Polled::Failed(Box::new(error))),
+            }
+        }
     }
 
     /// Whether the whole body has been taken (the frame just returned was its last).

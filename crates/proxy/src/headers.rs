@@ -60,29 +60,6 @@ pub(crate) fn list_items<'a>(
         .filter(|item| !item.is_empty())
 }
 
-/// Whether a message of `version` with these fields leaves its connection open (RFC 9112
-/// §9.3). An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and
-/// the connection closes after it (§6.1).
-pub fn persistent(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for token in list_items(headers, &header::CONNECTION) {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-    }
-    let chunked_1_0 =
-        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
-    !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
-}
-
-/// Writes one `name: value` line of an HTTP/1 head.
-pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// Removes hop-by-hop fields. With `keep_upgrade`, `Upgrade` and `Connection: upgrade` stay
 /// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
 /// gRPC and other trailer users need it.

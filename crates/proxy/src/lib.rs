@@ -51,6 +51,7 @@ pub mod stack;
 pub mod tcp;
 mod upstream;
 mod watched_io;
+mod wire;
 
 pub use error::{ErrorKind, ProxyError};
 pub use proxy::{Proxy, ReloadCounts};

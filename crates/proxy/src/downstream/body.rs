@@ -6,22 +6,19 @@
 //! rest if it is already buffered, and otherwise closes after the answer, since the rest of
 //! the body would be read as the next request.
 
-use std::future::Future;
-use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 
 use super::head::BodyFraming;
 use crate::chunked::Decoder;
 use crate::error::BoxError;
-use crate::framed::{Framed, Step};
+use crate::framed::{Framed, Polled, Step};
 use crate::watched_io::Watched;
 
 /// The connection's read side and its buffer.
@@ -54,8 +51,7 @@ impl Remaining {
     }
 }
 
-/// Read buffer reserved when a read finds too little room.
-const READ_BUFFER: usize = 16 * 1024;
+const CUT_SHORT: &str = "client closed the connection before the end of the request body";
 
 /// A request body streaming from the client.
 pub struct RequestBody {
@@ -108,13 +104,6 @@ impl Drop for RequestBody {
     }
 }
 
-fn cut_short() -> BoxError {
-    Box::new(io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "client closed the connection before the end of the request body",
-    ))
-}
-
 impl Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -127,41 +116,23 @@ impl Body for RequestBody {
         if let Some(go_ahead) = this.go_ahead.take() {
             go_ahead.notify_one();
         }
-        loop {
-            let Some((reader, buf)) = this.reader.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.framing.next(buf) {
-                Ok(Step::Frame(frame)) => {
-                    if this.framing.is_done() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Ok(Step::End) => {
+        let Some((reader, buf)) = this.reader.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT)) {
+            Polled::Frame(frame) => {
+                if this.framing.is_done() {
                     this.finish();
-                    return Poll::Ready(None);
                 }
-                Ok(Step::NeedMore) => {}
-                Err(error) => {
-                    this.reader = None;
-                    return Poll::Ready(Some(Err(Box::new(error))));
-                }
+                Poll::Ready(Some(Ok(frame)))
             }
-            if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(READ_BUFFER);
+            Polled::End => {
+                this.finish();
+                Poll::Ready(None)
             }
-            let read = pin!(reader.read_buf(buf));
-            match ready!(read.poll(cx)) {
-                Ok(0) => {
-                    this.reader = None;
-                    return Poll::Ready(Some(Err(cut_short())));
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    this.reader = None;
-                    return Poll::Ready(Some(Err(Box::new(error))));
-                }
+            Polled::Failed(error) => {
+                this.reader = None;
+                Poll::Ready(Some(Err(error)))
             }
         }
     }

@@ -3,10 +3,13 @@
 //! parsing itself is `httparse`'s.
 
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use crate::headers::{list_items, persistent, write_field};
+use crate::headers::list_items;
+use crate::wire::{
+    BadField, FieldSpans, chunked_last, content_length, persistent, span, write_field,
+};
 
 /// Most fields a request head may carry.
 const MAX_HEADERS: usize = 100;
@@ -104,33 +107,17 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
         Some(1) => Version::HTTP_11,
         _ => return Err(Refusal::VersionNotSupported),
     };
-    // Field values and the target are slices of the head's bytes, shared rather than copied:
-    // note where each lies, then take the head out of the buffer.
-    let base = buf.as_ptr() as usize;
-    let offset = |part: &[u8]| part.as_ptr() as usize - base;
-    let path = parsed.path.unwrap_or("");
-    let target = (
-        offset(path.as_bytes()),
-        offset(path.as_bytes()) + path.len(),
-    );
-    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
-    for (span, f) in spans.iter_mut().zip(parsed.headers.iter()) {
-        let (name, value) = (offset(f.name.as_bytes()), offset(f.value));
-        *span = (name, name + f.name.len(), value, value + f.value.len());
-    }
-    let count = parsed.headers.len();
+    // Field values and the target are slices of the head's bytes, shared rather than copied.
+    let target = span(buf, parsed.path.unwrap_or("").as_bytes());
+    let spans = FieldSpans::<MAX_HEADERS>::of(buf, parsed.headers);
     let head = buf.split_to(length).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
+    let uri = Uri::from_maybe_shared(head.slice(target))
         .map_err(|_| Refusal::BadRequest("bad request target"))?;
     // Room for what the proxy adds (Via, X-Forwarded-*) without growing.
-    let mut headers = HeaderMap::with_capacity(count + 4);
-    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name_start..name_end])
-            .map_err(|_| Refusal::BadRequest("bad field name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
-            .map_err(|_| Refusal::BadRequest("bad field value"))?;
-        headers.append(name, value);
-    }
+    let headers = spans.into_map(&head, 4).map_err(|bad| match bad {
+        BadField::Name => Refusal::BadRequest("bad field name"),
+        BadField::Value => Refusal::BadRequest("bad field value"),
+    })?;
     let framing = request_framing(&headers)?;
     let keep_alive = persistent(version, &headers);
     let expects_continue = version == Version::HTTP_11
@@ -163,33 +150,17 @@ fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
                 "both Transfer-Encoding and Content-Length",
             ));
         }
-        return match list_items(headers, &header::TRANSFER_ENCODING).last() {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => Ok(BodyFraming::Chunked),
-            _ => Err(Refusal::NotImplemented),
+        return if chunked_last(headers) {
+            Ok(BodyFraming::Chunked)
+        } else {
+            Err(Refusal::NotImplemented)
         };
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value
-            .to_str()
-            .map_err(|_| Refusal::BadRequest("bad Content-Length"))?;
-        for item in text.split(',').map(str::trim) {
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Refusal::BadRequest("bad Content-Length"));
-            }
-            let n: u64 = item
-                .parse()
-                .map_err(|_| Refusal::BadRequest("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Refusal::BadRequest("differing Content-Length values"));
-            }
-            length = Some(n);
-        }
+    match content_length(headers) {
+        Err(()) => Err(Refusal::BadRequest("bad or differing Content-Length")),
+        Ok(None | Some(0)) => Ok(BodyFraming::Empty),
+        Ok(Some(n)) => Ok(BodyFraming::Length(n)),
     }
-    Ok(match length {
-        None | Some(0) => BodyFraming::Empty,
-        Some(n) => BodyFraming::Length(n),
-    })
 }
 
 /// How a response body goes to the client.
@@ -224,10 +195,7 @@ pub fn frame_response(
         // The fields describe the body a GET would get; none is sent.
         return ResponseFraming::None;
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = content_length(headers).ok().flatten();
     if let Some(length) = declared.or(exact) {
         if declared.is_none() {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

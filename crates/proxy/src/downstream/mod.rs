@@ -225,8 +225,7 @@ impl Http1 {
                 }
                 // Idle: hold no buffer while waiting for the next request.
                 *buf = BytesMut::new();
-                let mut closing = self.closing.clone();
-                if !first_bytes(reader, buf, &mut closing).await {
+                if !first_bytes(reader, buf, &mut self.closing).await {
                     return None;
                 }
                 continue;

@@ -6,7 +6,6 @@
 //! nothing received; such a request is sent once more on a fresh connection when that cannot
 //! duplicate it: no body, and an idempotent method (RFC 9110 §9.2.2).
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use super::pool::{Connection, OpenGuard, Pool, READ_BUFFER};
 use crate::body::ProxyBody;
 use crate::chunked::{self, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
-use crate::framed::{Framed, Step};
+use crate::framed::{Framed, Polled};
 
 /// After a 101 answer: the upstream connection, with what the upstream already sent past the
 /// head in its buffer (to be delivered first). It still counts as open to the endpoint while
@@ -381,23 +380,12 @@ enum Source {
 }
 
 impl Source {
-    fn buf(&mut self) -> &mut BytesMut {
+    /// The socket to read from, and the buffer to read into.
+    fn parts(&mut self) -> (&mut (dyn AsyncRead + Unpin + Send), &mut BytesMut) {
         match self {
-            Source::Pooled(connection) => &mut connection.read,
-            Source::Detached { read, .. } => read,
-        }
-    }
-
-    /// Reads what the socket has into the buffer: `Ok(0)` at its end.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let (reader, buf): (&mut (dyn AsyncRead + Unpin + Send), &mut BytesMut) = match self {
             Source::Pooled(connection) => (&mut connection.stream, &mut connection.read),
             Source::Detached { reader, read, .. } => (reader, read),
-        };
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_BUFFER * 2);
         }
-        std::pin::pin!(reader.read_buf(buf)).poll(cx)
     }
 }
 
@@ -431,12 +419,7 @@ impl ResponseBody {
     }
 }
 
-fn cut_short() -> BoxError {
-    Box::new(io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "upstream closed the connection before the end of the response body",
-    ))
-}
+const CUT_SHORT: &str = "upstream closed the connection before the end of the response body";
 
 impl Body for ResponseBody {
     type Data = Bytes;
@@ -447,42 +430,24 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        loop {
-            let Some(source) = this.source.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.framing.next(source.buf()) {
-                Ok(Step::Frame(frame)) => {
-                    if this.framing.is_done() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Ok(Step::End) => {
+        let Some(source) = this.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let (reader, buf) = source.parts();
+        match ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT)) {
+            Polled::Frame(frame) => {
+                if this.framing.is_done() {
                     this.finish();
-                    return Poll::Ready(None);
                 }
-                Ok(Step::NeedMore) => {}
-                Err(error) => {
-                    this.source = None;
-                    return Poll::Ready(Some(Err(Box::new(error))));
-                }
+                Poll::Ready(Some(Ok(frame)))
             }
-            match ready!(source.poll_fill(cx)) {
-                Ok(0) if matches!(this.framing, Framed::UntilClose) => {
-                    // The end of the connection is the end of this body.
-                    this.source = None;
-                    return Poll::Ready(None);
-                }
-                Ok(0) => {
-                    this.source = None;
-                    return Poll::Ready(Some(Err(cut_short())));
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    this.source = None;
-                    return Poll::Ready(Some(Err(Box::new(error))));
-                }
+            Polled::End => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Polled::Failed(error) => {
+                this.source = None;
+                Poll::Ready(Some(Err(error)))
             }
         }
     }

@@ -3,10 +3,10 @@
 //! Pure functions over bytes; parsing itself is `httparse`'s.
 
 use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
-use crate::headers::{persistent, write_field};
+use crate::wire::{BadField, FieldSpans, chunked_last, content_length, persistent, write_field};
 
 /// Most fields a response head may carry.
 const MAX_HEADERS: usize = 128;
@@ -147,26 +147,14 @@ pub fn parse_response(
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        // Values are slices of the head's bytes, shared rather than copied: note where each
-        // field lies, then take the head out of the buffer.
-        let base = buf.as_ptr() as usize;
-        let offset = |part: &[u8]| part.as_ptr() as usize - base;
-        let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
-        for (span, f) in spans.iter_mut().zip(parsed.headers.iter()) {
-            let (name, value) = (offset(f.name.as_bytes()), offset(f.value));
-            *span = (name, name + f.name.len(), value, value + f.value.len());
-        }
-        let count = parsed.headers.len();
+        // Values are slices of the head's bytes, shared rather than copied.
+        let spans = FieldSpans::<MAX_HEADERS>::of(buf, parsed.headers);
         let head = buf.split_to(length).freeze();
         // Room for what the proxy adds (`Via`) without growing.
-        let mut headers = HeaderMap::with_capacity(count + 2);
-        for &(name_start, name_end, value_start, value_end) in &spans[..count] {
-            let name = HeaderName::from_bytes(&head[name_start..name_end])
-                .map_err(|_| HeadError::Invalid("field name"))?;
-            let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
-                .map_err(|_| HeadError::Invalid("field value"))?;
-            headers.append(name, value);
-        }
+        let mut headers = spans.into_map(&head, 2).map_err(|bad| match bad {
+            BadField::Name => HeadError::Invalid("field name"),
+            BadField::Value => HeadError::Invalid("field value"),
+        })?;
         let (framing, conflicting) = response_framing(method, status, &headers)?;
         if conflicting {
             // Transfer-Encoding wins; the length is wrong for what gets forwarded (RFC 9112
@@ -205,35 +193,14 @@ fn response_framing(
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         let conflicting = headers.contains_key(header::CONTENT_LENGTH);
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|c| !c.is_empty());
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => {
-                (ResponseFraming::Chunked, conflicting)
-            }
-            _ => (ResponseFraming::UntilClose, conflicting),
-        });
+        let framing = if chunked_last(headers) {
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::UntilClose
+        };
+        return Ok((framing, conflicting));
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| HeadError::ContentLength)?;
-        for item in text.split(',') {
-            let item = item.trim();
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(HeadError::ContentLength);
-            }
-            let n: u64 = item.parse().map_err(|_| HeadError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
+    let length = content_length(headers).map_err(|()| HeadError::ContentLength)?;
     Ok((
         length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length),
         false,
