@@ -84,6 +84,12 @@ impl Activity {
         self.last_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
     }
 
+    /// Notes activity at `at` (a time the caller has already read).
+    fn touch_at(&self, at: Instant) {
+        let ms = millis(at.saturating_duration_since(self.since));
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     /// Wakes the watchdog if `deadline` comes before its next look.
     fn deadline_at(&self, deadline: u64) {
         if deadline < self.watchdog_wakes.load(Ordering::Relaxed) {
@@ -91,13 +97,16 @@ impl Activity {
         }
     }
 
-    /// Marks a request as started (its head is parsed); it counts as in flight until the
-    /// guard drops.
-    pub fn start_request(self: &Arc<Self>) -> RequestActivity {
+    /// Marks a request as started (its head is parsed) `at`; it counts as in flight until
+    /// the guard drops.
+    pub fn start_request(self: &Arc<Self>, at: Instant) -> RequestActivity {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.head_started.store(0, Ordering::Relaxed);
-        self.touch();
-        RequestActivity(self.clone())
+        self.touch_at(at);
+        RequestActivity {
+            activity: self.clone(),
+            ended: None,
+        }
     }
 
     /// Gives a connection that has just been asked to close a full idle period to do so
@@ -177,12 +186,26 @@ impl Activity {
 
 /// A request in flight on a connection.
 #[derive(Debug)]
-pub struct RequestActivity(Arc<Activity>);
+pub struct RequestActivity {
+    activity: Arc<Activity>,
+    /// When it ended, if the exchange has read the clock for it already.
+    ended: Option<Instant>,
+}
+
+impl RequestActivity {
+    /// Notes that the request ended `at` (it stops counting when this drops).
+    pub fn ended(&mut self, at: Instant) {
+        self.ended = Some(at);
+    }
+}
 
 impl Drop for RequestActivity {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match self.ended {
+            Some(at) => self.activity.touch_at(at),
+            None => self.activity.touch(),
+        }
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -221,7 +244,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_keeps_the_connection_busy() {
         let activity = Activity::new(IDLE, HEAD);
-        let request = activity.start_request();
+        let request = activity.start_request(Instant::now());
         tokio::time::advance(Duration::from_secs(100)).await;
         assert!(activity.expires_in().is_ok());
         drop(request);
@@ -256,7 +279,7 @@ mod tests {
     async fn a_parsed_head_stops_the_header_read_clock() {
         let activity = Activity::new(IDLE, HEAD);
         activity.bytes_read(b"GET / HTTP/1.1\r\n\r\n");
-        let request = activity.start_request();
+        let request = activity.start_request(Instant::now());
         tokio::time::advance(Duration::from_secs(20)).await;
         drop(request);
         // Keep-alive wait for the next request: only the idle timeout applies.
@@ -274,7 +297,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_stops_reading_stalls_out_even_with_a_request_in_flight() {
         let activity = Activity::new(IDLE, HEAD);
-        let _request = activity.start_request();
+        let _request = activity.start_request(Instant::now());
         activity.write_blocked();
         let started = Instant::now();
         assert_eq!(expired(&activity).await, Expiry::WriteStalled);
@@ -284,7 +307,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn write_progress_resets_the_stall_clock() {
         let activity = Activity::new(IDLE, HEAD);
-        let _request = activity.start_request();
+        let _request = activity.start_request(Instant::now());
         activity.write_blocked();
         tokio::time::advance(IDLE - Duration::from_secs(1)).await;
         activity.write_progressed();

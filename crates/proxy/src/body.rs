@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::BoxError;
 
@@ -128,17 +128,23 @@ impl<B: Body<Data = Bytes>, O: Observer> Body for Observed<B, O> {
 
 pin_project_lite::pin_project! {
     /// Fails the body with a `TimedOut` error when the exchange deadline passes mid-stream.
+    /// Its timer sits inline and is only registered once the body has to wait: a body that
+    /// is ready when first asked never touches the timer wheel.
     pub struct Deadline<B> {
         #[pin]
         inner: B,
-        sleep: Pin<Box<Sleep>>,
+        #[pin]
+        sleep: Sleep,
     }
 }
 
 impl<B> Deadline<B> {
-    /// Wraps `inner` so it must finish before `sleep` fires.
-    pub fn new(inner: B, sleep: Pin<Box<Sleep>>) -> Self {
-        Self { inner, sleep }
+    /// Wraps `inner` so it must finish by `at`.
+    pub fn new(inner: B, at: Instant) -> Self {
+        Self {
+            inner,
+            sleep: tokio::time::sleep_until(at),
+        }
     }
 }
 
@@ -158,7 +164,7 @@ where
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
-        ready!(this.sleep.as_mut().poll(cx));
+        ready!(this.sleep.poll(cx));
         let timed_out = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "request timeout elapsed while the body was streaming",
@@ -196,7 +202,7 @@ mod tests {
     async fn deadline_fails_a_body_that_stalls_past_it() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         let stalled = StreamBody::new(tokio_stream_from(rx));
-        let deadline = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5)));
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
         let err = Deadline::new(stalled, deadline)
             .collect()
             .await
@@ -208,7 +214,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deadline_lets_a_timely_body_through() {
-        let deadline = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5)));
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
         let body = Deadline::new(
             http_body_util::Full::new(Bytes::from_static(b"ok")),
             deadline,

@@ -366,27 +366,33 @@ impl InFlight {
     /// Notes the status the endpoint answered with.
     pub fn answered(&mut self, status: u16) {
         self.status = Some(status);
-        self.head_elapsed = self.started.map(|s| s.elapsed());
+        let now = self.started.map(|_| Instant::now());
+        self.head_elapsed = self.started.zip(now).map(|(s, now)| now - s);
         // Breaker and outlier detection judge the head: report now, so a long body (a
         // download, a stream) does not hold a half-open trial slot.
-        self.report_health();
+        self.report_health(now);
     }
 
     /// Notes that a TCP session's connection was made: a success for breaker and outlier
     /// detection, and no HTTP attempt for the metrics.
     pub fn connected(&mut self) {
         self.session = true;
-        self.head_elapsed = self.started.map(|s| s.elapsed());
-        self.report_health();
+        let now = self.started.map(|_| Instant::now());
+        self.head_elapsed = self.started.zip(now).map(|(s, now)| now - s);
+        self.report_health(now);
     }
 
-    /// Tells the endpoint's breaker and outlier detection how the attempt went, once.
-    fn report_health(&mut self) {
+    /// Tells the endpoint's breaker and outlier detection how the attempt went, once. `at`:
+    /// the time now, if the caller has just read the clock.
+    fn report_health(&mut self, at: Option<Instant>) {
         if self.health_reported {
             return;
         }
         self.health_reported = true;
-        let now = std::time::Instant::now();
+        if self.admitted.is_none() && self.ticket.is_none() && self.endpoint.outlier.is_none() {
+            return;
+        }
+        let now = at.map_or_else(std::time::Instant::now, Instant::into_std);
         if let (Some(admitted), Some(rtt)) = (self.admitted.take(), self.head_elapsed) {
             admitted.done(rtt, now);
         }
@@ -418,9 +424,13 @@ impl Drop for InFlight {
         if let Some(freed) = &self.endpoint.freed {
             freed.notify_one();
         }
-        if let (Some((ewma, index)), Some(started)) = (&self.endpoint.latency, self.started) {
-            let latency = self.head_elapsed.unwrap_or_else(|| started.elapsed());
-            let now = std::time::Instant::now();
+        // One look at the clock serves everything below; an untimed attempt needs none.
+        let now = self.started.map(|_| Instant::now());
+        if let (Some((ewma, index)), Some(started), Some(now)) =
+            (&self.endpoint.latency, self.started, now)
+        {
+            let latency = self.head_elapsed.unwrap_or(now - started);
+            let now = now.into_std();
             let failed = match self.status {
                 Some(status) => status >= 500 || status == 429,
                 None => self.failure.is_some_and(|kind| {
@@ -434,13 +444,13 @@ impl Drop for InFlight {
                 (None, false) => {}
             }
         }
-        self.report_health();
-        if let (Some(metrics), Some(started), false) =
-            (&self.endpoint.metrics, self.started, self.session)
+        self.report_health(now);
+        if let (Some(metrics), Some(started), Some(now), false) =
+            (&self.endpoint.metrics, self.started, now, self.session)
         {
             metrics.attempt(AttemptEnded {
                 status: self.status,
-                elapsed: started.elapsed(),
+                elapsed: now - started,
                 bytes_sent: self.sent.as_ref().map_or(0, |s| s.load(Ordering::Relaxed)),
                 bytes_received: self.received,
             });

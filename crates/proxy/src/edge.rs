@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::access_log::{self, Entry};
 use crate::activity::Activity;
-use crate::body::{ByteCount, Observed, ProxyBody, boxed, full};
+use crate::body::{ByteCount, Observed, ProxyBody, boxed, empty, full};
 use crate::error::{BoxError, ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::fallback::Degraded;
@@ -46,6 +46,28 @@ pub struct Connection {
     pub client: SocketAddr,
     /// Requests in flight on this connection, for the idle timeout.
     pub activity: Arc<Activity>,
+    /// The client's IP address as an `X-Forwarded-For` entry, formatted once.
+    pub forwarded_for: HeaderValue,
+}
+
+impl Connection {
+    /// A client connection from `client` on the listener bound to `listener`.
+    pub fn new(
+        runtime: Arc<ArcSwap<Runtime>>,
+        listener: SocketAddr,
+        client: SocketAddr,
+        activity: Arc<Activity>,
+    ) -> Self {
+        let forwarded_for = HeaderValue::from_str(&client.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            runtime,
+            listener,
+            client,
+            activity,
+            forwarded_for,
+        }
+    }
 }
 
 /// Handles one request from a client connection.
@@ -59,7 +81,7 @@ where
 {
     let started = Instant::now();
     let client_version = request.version();
-    let activity = connection.activity.start_request();
+    let activity = connection.activity.start_request(started);
     let runtime = connection.runtime.load_full();
     let mut trace = runtime.tracer.as_ref().map(|t| t.begin(request.headers()));
     let log_ids = trace
@@ -79,6 +101,10 @@ where
     let bytes_in = (!request.body().is_end_stream() && (logging || runtime.metrics.is_some()))
         .then(|| Arc::new(AtomicU64::new(0)));
     let mut request = request.map(|body| {
+        if body.is_end_stream() {
+            // Nothing to read, count or fail: no wrapper.
+            return empty();
+        }
         let body = body.map_err(|e| ClientBodyError(e.into()));
         match &bytes_in {
             Some(counter) => boxed(Observed::new(body, ByteCount(counter.clone()))),
@@ -131,7 +157,7 @@ where
                     let entry = &mut pending.entry;
                     entry.route = Some(route.name.clone());
                     entry.cluster = Some(route.cluster.clone());
-                    let mut request = prepare(request, connection.client);
+                    let mut request = prepare(request, &connection.forwarded_for);
                     // The route's deadline runs from here: queue waits and retries count.
                     request
                         .extensions_mut()
@@ -168,7 +194,7 @@ where
 }
 
 /// Applies the intermediary rules to a request about to be forwarded.
-fn prepare(mut request: Request<ProxyBody>, client: SocketAddr) -> Request<ProxyBody> {
+fn prepare(mut request: Request<ProxyBody>, client: &HeaderValue) -> Request<ProxyBody> {
     let upgrade = headers::is_upgrade_request(request.headers());
     // The client's `Host` (shared, not copied), else its URI's authority (HTTP/2).
     let host = match request.headers().get(HOST) {
@@ -181,7 +207,7 @@ fn prepare(mut request: Request<ProxyBody>, client: SocketAddr) -> Request<Proxy
     let version = request.version();
     let fields = request.headers_mut();
     headers::remove_hop_by_hop(fields, upgrade);
-    headers::append_forwarded(fields, client.ip(), "http", host.as_ref());
+    headers::append_forwarded(fields, client, "http", host.as_ref());
     headers::append_via(fields, version);
     // HTTP/2 clients carry the host in :authority only; HTTP/1.1 upstreams need `Host`.
     if !fields.contains_key(HOST)

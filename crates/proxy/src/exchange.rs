@@ -119,7 +119,9 @@ impl Drop for Pending {
 
 /// Records the ended exchange: its trace, metrics, then the access log line.
 fn finish(mut exchange: Exchange, bytes_out: u64) {
-    let elapsed = exchange.started.elapsed();
+    let now = Instant::now();
+    let elapsed = now.saturating_duration_since(exchange.started);
+    exchange.activity.ended(now);
     let bytes_in = exchange
         .bytes_in
         .as_ref()

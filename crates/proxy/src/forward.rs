@@ -163,19 +163,23 @@ impl Forward {
             upload
         });
 
-        // The exchange's deadline bounds the wait for the head here, then moves into the body
-        // wrapper to bound the rest; a per-try timeout may end the wait for the head sooner.
+        // The exchange's deadline bounds the wait for the head here, then the body wrapper's
+        // own timer bounds the rest; a per-try timeout may end the wait for the head sooner.
         let head_by = match plan.as_ref().and_then(|p| p.head_deadline) {
             Some(head) => Some(whole.map_or(head, |w| w.min(head))),
             None => whole,
         };
-        let mut head_timer = head_by.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        let head_timer = head_by.map(tokio::time::sleep_until);
+        tokio::pin!(head_timer);
+        // The request's extensions ride on to the response (where the edge and the layers
+        // read what they put there): one map per exchange, not two.
+        let carried = std::mem::take(request.extensions_mut());
         let sent = endpoint.upstream().send(request);
-        let outcome = match head_timer.as_mut() {
+        let outcome = match head_timer.as_pin_mut() {
             Some(deadline) => tokio::select! {
                 biased;
                 outcome = sent => outcome,
-                () = deadline.as_mut() => {
+                () = deadline => {
                     return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
                         fail(&mut slot, ProxyError::new(ErrorKind::ClientTimeout))
                     } else {
@@ -186,6 +190,8 @@ impl Forward {
             None => sent.await,
         };
         let mut response = outcome.map_err(|e| fail(&mut slot, e))?;
+        let from_upstream = std::mem::replace(response.extensions_mut(), carried);
+        response.extensions_mut().extend(from_upstream);
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching && downstream_upgrade.is_none() {
@@ -207,14 +213,9 @@ impl Forward {
         response.extensions_mut().insert(served_by);
         slot.answered(response.status().as_u16());
 
-        let deadline = if head_by == whole {
-            head_timer
-        } else {
-            whole.map(|at| Box::pin(tokio::time::sleep_until(at)))
-        };
         Ok(response.map(|body| {
             let body = Observed::new(body, slot);
-            match deadline {
+            match whole {
                 Some(deadline) => boxed(Deadline::new(body, deadline)),
                 None => boxed(body),
             }

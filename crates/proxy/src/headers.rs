@@ -2,10 +2,8 @@
 //! including those the `Connection` header names, and say it was here (`Via`,
 //! `X-Forwarded-For` / `-Proto` / `-Host`).
 
-use std::net::IpAddr;
-
 use http::Version;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop fields that never cross the proxy, whatever `Connection` says.
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -64,26 +62,37 @@ pub(crate) fn list_items<'a>(
 /// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
 /// gRPC and other trailer users need it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One pass over the names finds which hop-by-hop fields there are; most messages carry
+    // none or only `Connection`, and a field that is not there costs no lookup.
+    let mut present = [false; 6];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[i] = true;
+        }
+    }
+    let [connection, _, _, te, _, _] = present; // in `HOP_BY_HOP`'s order
     // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`) need no entry
     // here: those go anyway. Only other names are collected (no allocation otherwise).
     let mut named: Vec<HeaderName> = Vec::new();
-    for token in list_items(headers, &header::CONNECTION) {
-        if HOP_BY_HOP
-            .iter()
-            .any(|n| token.eq_ignore_ascii_case(n.as_str()))
-        {
-            continue;
-        }
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            named.push(name);
+    if connection {
+        for token in list_items(headers, &header::CONNECTION) {
+            if HOP_BY_HOP
+                .iter()
+                .any(|n| token.eq_ignore_ascii_case(n.as_str()))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
         }
     }
     let wants_trailers =
-        list_items(headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
+        te && list_items(headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     for name in named {
         headers.remove(&name);
     }
-    for name in &HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, there)| *there) {
         if keep_upgrade && name == header::UPGRADE {
             continue;
         }
@@ -110,17 +119,16 @@ fn via_version(version: Version) -> &'static str {
 
 /// Appends this proxy to `Via` for a message that arrived as `version`.
 pub fn append_via(headers: &mut HeaderMap, version: Version) {
-    if !headers.contains_key(header::VIA) {
-        // The common case, without formatting or allocating.
-        let value = match version {
-            Version::HTTP_2 => "2 watertight",
-            Version::HTTP_10 => "1.0 watertight",
-            _ => "1.1 watertight",
-        };
-        if value.starts_with(via_version(version)) {
-            headers.insert(header::VIA, HeaderValue::from_static(value));
-            return;
-        }
+    let common = match version {
+        Version::HTTP_2 => Some("2 watertight"),
+        Version::HTTP_10 => Some("1.0 watertight"),
+        Version::HTTP_11 => Some("1.1 watertight"),
+        _ => None,
+    };
+    // The common case, the first `Via`: one lookup, without formatting or allocating.
+    if let (Some(value), Entry::Vacant(vacant)) = (common, headers.entry(header::VIA)) {
+        vacant.insert(HeaderValue::from_static(value));
+        return;
     }
     let entry = format!("{} {VIA_PSEUDONYM}", via_version(version));
     if let Ok(entry) = HeaderValue::from_str(&entry) {
@@ -128,39 +136,36 @@ pub fn append_via(headers: &mut HeaderMap, version: Version) {
     }
 }
 
-/// Appends the forwarding fields for a request from `client` that asked for `host` over
-/// `scheme`. Each field keeps earlier hops' entries and gets this hop's added at the end.
+/// Appends the forwarding fields for a request from `client` (its address as text, made once
+/// per connection) that asked for `host` over `scheme`. Each field keeps earlier hops' entries and gets this hop's added at the end.
 pub fn append_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     scheme: &'static str,
     host: Option<&HeaderValue>,
 ) {
-    // An address is at most 45 characters: formatted on the stack, copied once.
-    let mut text = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    let written = std::io::Write::write_fmt(&mut cursor, format_args!("{client}")).is_ok();
-    let end = usize::try_from(cursor.position()).unwrap_or(0);
-    if written && let Ok(address) = HeaderValue::from_bytes(&text[..end]) {
-        append_list(headers, HeaderName::from_static("x-forwarded-for"), address);
-    }
-    append_list(
-        headers,
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(scheme),
-    );
+    append_list(headers, X_FORWARDED_FOR, client.clone());
+    append_list(headers, X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     if let Some(host) = host {
-        append_list(
-            headers,
-            HeaderName::from_static("x-forwarded-host"),
-            host.clone(),
-        );
+        append_list(headers, X_FORWARDED_HOST, host.clone());
     }
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Joins `entry` onto a comma-separated list field, folding repeated fields into one line.
 /// The first entry is stored as it is, without formatting or copying.
 fn append_list(headers: &mut HeaderMap, name: HeaderName, entry: HeaderValue) {
+    // The usual case, a field no earlier hop set: one lookup.
+    let name = match headers.entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(entry);
+            return;
+        }
+        Entry::Occupied(occupied) => occupied.key().clone(),
+    };
     let existing: Vec<&str> = list_items(headers, &name).collect();
     if existing.is_empty() {
         headers.insert(name, entry);
@@ -249,7 +254,7 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("via", "1.1 edge")]);
         append_forwarded(
             &mut h,
-            "127.0.0.1".parse().unwrap(),
+            &HeaderValue::from_static("127.0.0.1"),
             "http",
             Some(&HeaderValue::from_static("shop.example")),
         );

@@ -27,6 +27,7 @@ pub mod body;
 mod bulkhead;
 pub mod cache;
 mod chunked;
+mod closing;
 pub mod cluster;
 mod connector;
 mod downstream;

@@ -9,9 +9,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 use crate::activity::{self, Activity, Expiry};
+use crate::closing::{self, Closer};
 use crate::downstream;
 use crate::drain::{Drain, raised};
 use crate::edge::Connection;
@@ -64,12 +65,8 @@ pub async fn accept_loop(
                         });
                         continue;
                     }
-                    let connection = Arc::new(Connection {
-                        runtime: runtime.clone(),
-                        listener: key,
-                        client,
-                        activity,
-                    });
+                    let connection =
+                        Arc::new(Connection::new(runtime.clone(), key, client, activity));
                     let signals = (drain.signal(), listener_stop.clone());
                     serve(stream, connection, signals, (open, counted));
                 }
@@ -98,18 +95,12 @@ fn serve(
     let _ = stream.set_nodelay(true);
     let activity = connection.activity.clone();
     let client = connection.client;
-    let (close, closing) = watch::channel(false);
+    let (close, closing) = closing::channel();
     let served = tokio::spawn(async move {
         downstream::serve(stream, connection, closing).await;
         drop(guards);
     });
-    tokio::spawn(watchdog(
-        activity,
-        client,
-        close,
-        served.abort_handle(),
-        signals,
-    ));
+    tokio::spawn(watchdog(activity, client, close, served, signals));
 }
 
 /// Asks the connection to close (it finishes the request in flight) when it has been idle,
@@ -119,14 +110,14 @@ fn serve(
 async fn watchdog(
     activity: Arc<Activity>,
     client: SocketAddr,
-    close: watch::Sender<bool>,
-    connection: AbortHandle,
+    close: Closer,
+    mut connection: JoinHandle<()>,
     (mut proxy_drain, mut listener_stop): (watch::Receiver<bool>, watch::Receiver<bool>),
 ) {
     let mut asked = false;
     loop {
         tokio::select! {
-            () = close.closed() => return,
+            _ = &mut connection => return,
             expiry = activity::expired(&activity) => {
                 tracing::debug!(?expiry, client = %client, asked, "client connection expired");
                 if asked || expiry != Expiry::Idle {
@@ -139,6 +130,6 @@ async fn watchdog(
         }
         asked = true;
         activity.restart_idle_clock();
-        close.send_replace(true);
+        close.raise();
     }
 }

@@ -16,11 +16,8 @@ use crate::headers::list_items;
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.to_str().map_err(|_| ())?.split(',').map(str::trim) {
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(());
-            }
-            let n: u64 = item.parse().map_err(|_| ())?;
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let n = decimal(item.trim_ascii()).ok_or(())?;
             if length.is_some_and(|l| l != n) {
                 return Err(());
             }
@@ -28,6 +25,17 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
         }
     }
     Ok(length)
+}
+
+/// A non-empty run of ASCII digits as a number, if it fits (no sign, no spaces).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// Whether the last transfer coding is chunked (so the body is delimited by it).
@@ -73,34 +81,53 @@ pub enum BadField {
     Value,
 }
 
-/// The fields of a parsed head, noted as spans of its buffer before the head leaves it, then
-/// made into a map whose values share the head's bytes instead of copying them.
-pub struct FieldSpans<const N: usize> {
-    spans: [(Range<usize>, Range<usize>); N],
+/// Fields noted inline before [`FieldSpans`] spills to the heap: most heads have fewer.
+const INLINE_FIELDS: usize = 24;
+
+/// The fields of a parsed head, noted as offsets into its buffer before the head leaves it,
+/// then made into a map whose values share the head's bytes instead of copying them. Small
+/// and made in place: a head's parse fills no large array and moves none.
+pub struct FieldSpans {
+    /// Name start, name end, value start, value end.
+    inline: [[u32; 4]; INLINE_FIELDS],
     count: usize,
+    more: Vec<[u32; 4]>,
 }
 
-impl<const N: usize> FieldSpans<N> {
-    /// Notes where each of `fields` (parsed from `buf`) lies.
+impl FieldSpans {
+    /// Notes where each of `fields` (parsed from `buf`, which is far below 4 GiB) lies.
     pub fn of(buf: &[u8], fields: &[httparse::Header<'_>]) -> Self {
-        let mut spans = std::array::from_fn(|_| (0..0, 0..0));
-        for (slot, field) in spans.iter_mut().zip(fields) {
-            *slot = (span(buf, field.name.as_bytes()), span(buf, field.value));
+        let mut spans = Self {
+            inline: [[0; 4]; INLINE_FIELDS],
+            count: fields.len(),
+            more: Vec::new(),
+        };
+        for (i, field) in fields.iter().enumerate() {
+            let name = span(buf, field.name.as_bytes());
+            let value = span(buf, field.value);
+            let offsets = [name.start, name.end, value.start, value.end].map(|o| o as u32);
+            match spans.inline.get_mut(i) {
+                Some(slot) => *slot = offsets,
+                None => spans.more.push(offsets),
+            }
         }
-        Self {
-            spans,
-            count: fields.len().min(N),
-        }
+        spans
     }
 
     /// The fields as a map over `head` (the bytes the spans point into), with room for
     /// `extra` more without growing.
-    pub fn into_map(self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
+    pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
-        for (name, value) in self.spans.into_iter().take(self.count) {
-            let name = HeaderName::from_bytes(&head[name]).map_err(|_| BadField::Name)?;
-            let value =
-                HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| BadField::Value)?;
+        let noted = self.count.min(INLINE_FIELDS);
+        for &[name_start, name_end, value_start, value_end] in
+            self.inline[..noted].iter().chain(&self.more)
+        {
+            let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
+                .map_err(|_| BadField::Name)?;
+            let value = HeaderValue::from_maybe_shared(
+                head.slice(value_start as usize..value_end as usize),
+            )
+            .map_err(|_| BadField::Value)?;
             headers.append(name, value);
         }
         Ok(headers)
@@ -127,7 +154,20 @@ mod tests {
         assert_eq!(content_length(&with(&[])), Ok(None));
         let same = with(&[("content-length", "7, 7"), ("content-length", "7")]);
         assert_eq!(content_length(&same), Ok(Some(7)));
-        for bad in ["7, 8", "-1", "+5", "", "0x10", "99999999999999999999999"] {
+        assert_eq!(
+            content_length(&with(&[("content-length", "18446744073709551615")])),
+            Ok(Some(u64::MAX))
+        );
+        for bad in [
+            "7, 8",
+            "-1",
+            "+5",
+            "",
+            "7,",
+            "0x10",
+            "1 2",
+            "18446744073709551616",
+        ] {
             assert_eq!(
                 content_length(&with(&[("content-length", bad)])),
                 Err(()),
@@ -158,10 +198,30 @@ mod tests {
         else {
             panic!("complete");
         };
-        let spans = FieldSpans::<4>::of(text, fields);
+        let spans = FieldSpans::of(text, fields);
         let head = Bytes::from_static(text);
-        let map = spans.into_map(&head, 0).unwrap();
+        let map = spans.to_map(&head, 0).unwrap();
         assert_eq!(map["x-a"], "one");
         assert_eq!(map["x-b"], "two");
+    }
+
+    #[test]
+    fn fields_past_the_inline_ones_are_kept() {
+        let text: String = (0..40)
+            .map(|i| format!("x-{i}: v{i}\r\n"))
+            .collect::<String>()
+            + "\r\n";
+        let mut parsed = [httparse::EMPTY_HEADER; 64];
+        let httparse::Status::Complete((_, fields)) =
+            httparse::parse_headers(text.as_bytes(), &mut parsed).unwrap()
+        else {
+            panic!("complete");
+        };
+        let spans = FieldSpans::of(text.as_bytes(), fields);
+        let head = Bytes::from(text.clone());
+        let map = spans.to_map(&head, 0).unwrap();
+        assert_eq!(map.len(), 40);
+        assert_eq!(map["x-0"], "v0");
+        assert_eq!(map["x-39"], "v39");
     }
 }

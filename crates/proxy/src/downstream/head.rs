@@ -2,6 +2,8 @@
 //! response heads we write with the framing of their bodies. Pure functions over bytes;
 //! parsing itself is `httparse`'s.
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -87,9 +89,10 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     if blank > 0 {
         let _ = buf.split_to(blank);
     }
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut fields);
-    let length = match parsed.parse(buf) {
+    // Left uninitialised: the parser writes only the fields there are.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let length = match parsed.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Refusal::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -109,12 +112,12 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     };
     // Field values and the target are slices of the head's bytes, shared rather than copied.
     let target = span(buf, parsed.path.unwrap_or("").as_bytes());
-    let spans = FieldSpans::<MAX_HEADERS>::of(buf, parsed.headers);
+    let spans = FieldSpans::of(buf, parsed.headers);
     let head = buf.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target))
         .map_err(|_| Refusal::BadRequest("bad request target"))?;
     // Room for what the proxy adds (Via, X-Forwarded-*) without growing.
-    let headers = spans.into_map(&head, 4).map_err(|bad| match bad {
+    let headers = spans.to_map(&head, 4).map_err(|bad| match bad {
         BadField::Name => Refusal::BadRequest("bad field name"),
         BadField::Value => Refusal::BadRequest("bad field value"),
     })?;
@@ -228,13 +231,15 @@ pub fn encode_response(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut dated = false;
     for (name, value) in headers {
+        dated |= name == header::DATE;
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(connection) = connection {
         write_field(out, b"connection", connection.as_bytes());
     }
-    if !headers.contains_key(header::DATE) {
+    if !dated {
         write_field(out, b"date", date);
     }
     out.extend_from_slice(b"\r\n");

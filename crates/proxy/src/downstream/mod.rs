@@ -24,11 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 
 use crate::body::{boxed, empty};
 use crate::chunked;
-use crate::drain::raised;
+use crate::closing::Closing;
 use crate::edge::{self, Connection};
 use crate::exchange::ExchangeBody;
 use crate::headers;
@@ -38,8 +38,10 @@ use head::{BodyFraming, ResponseFraming};
 
 /// What every HTTP/2 client sends first (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Read buffer for a request head; it grows for larger ones.
-const HEAD_BUFFER: usize = 4 * 1024;
+/// Read buffer for a request head; it grows for larger ones. 1 KiB, as nginx's
+/// `client_header_buffer_size`: most heads fit, and an allocation this small comes from the
+/// allocator's per-thread cache (glibc's tcache stops at 1032 bytes).
+const HEAD_BUFFER: usize = 1024;
 /// Body frames up to this size are copied next to their framing into one write.
 const COALESCE: usize = 16 * 1024;
 
@@ -61,15 +63,14 @@ impl ClientUpgrade {
 
 /// Serves one client connection until it ends, or until `closing` is raised and the request
 /// in flight (if any) has been answered.
-pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: watch::Receiver<bool>) {
+pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: Closing) {
     let activity = connection.activity.clone();
     let (reader, writer) = stream.into_split();
     let mut reader = Watched::new(reader, activity.clone());
-    let mut closing_first = closing.clone();
     // The first bytes tell HTTP/2's preface from an HTTP/1 request line.
     let mut first = BytesMut::new();
     while first.len() < PREFACE.len() && PREFACE.starts_with(&first) {
-        if !first_bytes(&mut reader, &mut first, &mut closing_first).await {
+        if !first_bytes(&mut reader, &mut first, &closing).await {
             return;
         }
     }
@@ -98,12 +99,12 @@ pub async fn serve(stream: TcpStream, connection: Arc<Connection>, closing: watc
 async fn first_bytes(
     reader: &mut Watched<OwnedReadHalf>,
     buf: &mut BytesMut,
-    closing: &mut watch::Receiver<bool>,
+    closing: &Closing,
 ) -> bool {
     loop {
         tokio::select! {
             ready = reader.get_ref().readable() => if ready.is_err() { return false },
-            () = raised(closing) => return false,
+            () = closing.raised() => return false,
         }
         // Readiness can be stale: a read that would block gives the buffer back. (One poll
         // of the read, not `try_read`: a short read then clears the readiness, so the next
@@ -128,7 +129,7 @@ async fn serve_h2(
     stream: TcpStream,
     preface: Bytes,
     connection: Arc<Connection>,
-    mut closing: watch::Receiver<bool>,
+    closing: Closing,
 ) {
     let activity = connection.activity.clone();
     let io = TokioIo::new(Watched::new(Rewind::new(preface, stream), activity));
@@ -144,7 +145,7 @@ async fn serve_h2(
             }
             return;
         }
-        () = raised(&mut closing) => {}
+        () = closing.raised() => {}
     }
     served.as_mut().graceful_shutdown();
     if let Err(error) = served.await {
@@ -158,7 +159,7 @@ struct Http1 {
     /// The read side and its buffer; lent to a request body while it streams.
     reader: Option<Reader>,
     writer: Watched<tokio::net::tcp::OwnedWriteHalf>,
-    closing: watch::Receiver<bool>,
+    closing: Closing,
     /// Response heads are encoded here.
     out: Vec<u8>,
 }
@@ -220,12 +221,12 @@ impl Http1 {
                     }
                 }
             } else {
-                if *self.closing.borrow() {
+                if self.closing.is_raised() {
                     return None;
                 }
                 // Idle: hold no buffer while waiting for the next request.
                 *buf = BytesMut::new();
-                if !first_bytes(reader, buf, &mut self.closing).await {
+                if !first_bytes(reader, buf, &self.closing).await {
                     return None;
                 }
                 continue;
@@ -339,7 +340,7 @@ impl Http1 {
         let body_unread = self.take_back(handback.as_ref()) == Lent::Unread;
         let keep_alive = keep_alive
             && !body_unread
-            && !*self.closing.borrow()
+            && !self.closing.is_raised()
             && framing != ResponseFraming::Close;
         let connection = if switching {
             None
@@ -597,16 +598,13 @@ mod tests {
         let runtime = crate::runtime::Runtime::compile(loaded, None, &drain, &metrics)
             .await
             .unwrap();
-        let connection = Arc::new(crate::edge::Connection {
-            runtime: Arc::new(ArcSwap::from_pointee(runtime)),
-            listener: address,
-            client: address,
-            activity: crate::activity::Activity::new(
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            ),
-        });
-        let (_close, closing) = tokio::sync::watch::channel(false);
+        let connection = Arc::new(crate::edge::Connection::new(
+            Arc::new(ArcSwap::from_pointee(runtime)),
+            address,
+            address,
+            crate::activity::Activity::new(Duration::from_secs(1), Duration::from_secs(1)),
+        ));
+        let (_close, closing) = crate::closing::channel();
         let served = super::serve(stream, connection, closing);
         let size = std::mem::size_of_val(&served);
         assert!(

@@ -2,6 +2,8 @@
 //! send, the status line and fields we read back, and how each message's body is framed.
 //! Pure functions over bytes; parsing itself is `httparse`'s.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -125,9 +127,14 @@ pub fn parse_response(
     method: &Method,
 ) -> Result<Option<ResponseHead>, HeadError> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut fields);
-        let length = match parsed.parse(buf) {
+        // Left uninitialised: the parser writes only the fields there are.
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(HeadError::TooLarge);
@@ -148,10 +155,11 @@ pub fn parse_response(
             _ => Version::HTTP_11,
         };
         // Values are slices of the head's bytes, shared rather than copied.
-        let spans = FieldSpans::<MAX_HEADERS>::of(buf, parsed.headers);
+        let spans = FieldSpans::of(buf, parsed.headers);
         let head = buf.split_to(length).freeze();
-        // Room for what the proxy adds (`Via`) without growing.
-        let mut headers = spans.into_map(&head, 2).map_err(|bad| match bad {
+        // Room for the `Via` the proxy adds (a keep-alive answer's `Connection`, which goes,
+        // frees another).
+        let mut headers = spans.to_map(&head, 1).map_err(|bad| match bad {
             BadField::Name => HeadError::Invalid("field name"),
             BadField::Value => HeadError::Invalid("field value"),
         })?;
