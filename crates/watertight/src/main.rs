@@ -15,6 +15,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc (v3): every allocation on the request path comes from a per-thread free list,
+/// whatever its size (glibc's per-thread cache stops at 1032 bytes, and a request's boxed
+/// futures are larger). About 15 % less user CPU per proxied request than glibc's malloc,
+/// with the same idle footprint; see `bench/README.md`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One binary between services and cascading failures.
 #[derive(Parser, Debug)]
 #[command(name = "watertight", version, about, propagate_version = true)]
