@@ -277,8 +277,9 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// An attempt on `endpoint`, whose in-flight place is already reserved.
-    fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>) -> Self {
+    /// An attempt on `endpoint`, whose in-flight place is already reserved, starting `now`
+    /// (if the caller has just read the clock).
+    fn start(endpoint: Arc<Endpoint>, ticket: Option<Ticket>, now: Option<Instant>) -> Self {
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
         let timed = endpoint.metrics.is_some()
             || ticket.is_some()
@@ -286,7 +287,7 @@ impl InFlight {
             || endpoint.outlier.is_some();
         Self {
             endpoint,
-            started: timed.then(Instant::now),
+            started: timed.then(|| now.unwrap_or_else(Instant::now)),
             status: None,
             sent: None,
             received: 0,
@@ -831,12 +832,22 @@ impl Cluster {
         tried: &[Arc<str>],
         key: Option<u64>,
     ) -> Result<InFlight, Unavailable> {
+        self.pick_keyed_at(tried, key, None)
+    }
+
+    /// [`pick_keyed`](Self::pick_keyed) with the time now, if the caller has just read it.
+    fn pick_keyed_at(
+        &self,
+        tried: &[Arc<str>],
+        key: Option<u64>,
+        at: Option<Instant>,
+    ) -> Result<InFlight, Unavailable> {
         if self.endpoints.is_empty() {
             return Err(Unavailable::NoEndpoint);
         }
         // Breakers and outlier detection need the time; without them, skip the clock read.
         let now = if self.has_breakers() || self.has_outlier_detection() {
-            std::time::Instant::now()
+            at.map_or_else(std::time::Instant::now, Instant::into_std)
         } else {
             self.built
         };
@@ -885,7 +896,7 @@ impl Cluster {
             }
             match endpoint.admit(now) {
                 Ok(ticket) => {
-                    let mut slot = InFlight::start(endpoint.clone(), ticket);
+                    let mut slot = InFlight::start(endpoint.clone(), ticket, at);
                     if admitted.is_some() && slot.started.is_none() {
                         slot.started = Some(Instant::now());
                     }
@@ -912,13 +923,15 @@ impl Cluster {
     /// Like [`pick_avoiding`](Self::pick_avoiding), but when every endpoint is full and the
     /// endpoint bulkhead has a queue, waits (until the queue timeout or `deadline`) for one to
     /// free a place.
+    /// `now`: the time now, if the caller has just read it.
     pub async fn pick_queued(
         &self,
         tried: &[Arc<str>],
         key: Option<u64>,
         deadline: Option<Instant>,
+        now: Option<Instant>,
     ) -> Result<InFlight, Unavailable> {
-        let first = self.pick_keyed(tried, key);
+        let first = self.pick_keyed_at(tried, key, now);
         let Some(queue) = &self.endpoint_queue else {
             return first;
         };
@@ -1359,7 +1372,7 @@ mod tests {
         let _pinned: Vec<InFlight> = (0..10)
             .map(|_| {
                 assert!(busy.endpoint().reserve());
-                InFlight::start(busy.endpoint().clone(), None)
+                InFlight::start(busy.endpoint().clone(), None, None)
             })
             .collect();
         for _ in 0..50 {

@@ -77,12 +77,14 @@ impl Forward {
                 self.timeout.and_then(|t| arrived.checked_add(t))
             }
         };
-        if whole.is_some_and(|at| at <= Instant::now()) {
+        let now = Instant::now();
+        if whole.is_some_and(|at| at <= now) {
             // Spent waiting (in a bulkhead queue, on earlier tries): do not start an attempt
             // that cannot finish.
             return Err(ProxyError::new(ErrorKind::DeadlineExceeded));
         }
         // The cluster's bulkhead, shared by every route that sends here.
+        let mut waited = false;
         let cluster_slot = match self.cluster.bulkhead() {
             Some((bulkhead, header)) => {
                 let priority = bulkhead::priority_of(request.headers(), header.as_ref());
@@ -90,6 +92,7 @@ impl Forward {
                 if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
                     trace.event("bulkhead.queued", Vec::new());
                 }
+                waited = queued;
                 Some(permit)
             }
             None => None,
@@ -97,7 +100,13 @@ impl Forward {
         let tried = plan.as_ref().map_or(&[][..], |p| &p.tried[..]);
         let mut slot = self
             .cluster
-            .pick_queued(tried, self.cluster.hash_key(&request), whole)
+            .pick_queued(
+                tried,
+                self.cluster.hash_key(&request),
+                whole,
+                // The attempt starts now, unless it queued for the cluster's bulkhead.
+                (!waited).then_some(now),
+            )
             .await
             .map_err(|refused| match refused {
                 Unavailable::NoEndpoint => ProxyError::new(ErrorKind::NoEndpoint),
