@@ -178,25 +178,21 @@ impl Forward {
             Some(head) => Some(whole.map_or(head, |w| w.min(head))),
             None => whole,
         };
-        let head_timer = head_by.map(tokio::time::sleep_until);
-        tokio::pin!(head_timer);
         // The request's extensions ride on to the response (where the edge and the layers
         // read what they put there): one map per exchange, not two.
         let carried = std::mem::take(request.extensions_mut());
-        let sent = endpoint.upstream().send(request);
-        let outcome = match head_timer.as_pin_mut() {
-            Some(deadline) => tokio::select! {
-                biased;
-                outcome = sent => outcome,
-                () = deadline => {
-                    return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
-                        fail(&mut slot, ProxyError::new(ErrorKind::ClientTimeout))
-                    } else {
-                        fail(&mut slot, ProxyError::new(ErrorKind::UpstreamTimeout))
-                    });
-                }
-            },
-            None => sent.await,
+        // The send is made inside the select, not bound first: a future moved after being
+        // bound takes its room in the enclosing one twice.
+        let outcome = tokio::select! {
+            biased;
+            outcome = endpoint.upstream().send(request) => outcome,
+            () = until(head_by) => {
+                return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
+                    fail(&mut slot, ProxyError::new(ErrorKind::ClientTimeout))
+                } else {
+                    fail(&mut slot, ProxyError::new(ErrorKind::UpstreamTimeout))
+                });
+            }
         };
         let mut response = outcome.map_err(|e| fail(&mut slot, e))?;
         let from_upstream = std::mem::replace(response.extensions_mut(), carried);
@@ -271,6 +267,14 @@ impl Forward {
             .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
         *request.version_mut() = version;
         Ok(())
+    }
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::{StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Notify, oneshot};
 
-use crate::body::{boxed, empty};
+use crate::body::{ProxyBody, boxed, empty};
 use crate::chunked;
 use crate::closing::Closing;
 use crate::edge::{self, Connection};
@@ -275,51 +275,9 @@ impl Http1 {
             sender
         });
 
-        let handling = edge::handle(self.connection.clone(), request);
-        tokio::pin!(handling);
-        let response = loop {
-            let continued = async {
-                match &go_ahead {
-                    Some(go_ahead) => go_ahead.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
-            // While the route works, the connection still reads (when the request has not
-            // lent it to its body): a client that leaves cancels its request, as with nginx,
-            // instead of holding an upstream connection and slots until the answer; bytes
-            // of a pipelined request are kept.
-            let watching = async {
-                match self.reader.as_mut() {
-                    Some((reader, buf)) if buf.len() < head::MAX_HEAD => {
-                        if buf.capacity() - buf.len() < 1024 {
-                            buf.reserve(HEAD_BUFFER);
-                        }
-                        reader.read_buf(buf).await
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                answered = &mut handling => match answered {
-                    Ok(response) => break response,
-                    Err(never) => match never {},
-                },
-                () = continued => {
-                    // The route reads the body: the client may send it.
-                    go_ahead = None;
-                    if self.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
-                        return Next::Close;
-                    }
-                }
-                read = watching => match read {
-                    Ok(0) | Err(_) => {
-                        tracing::debug!(client = %self.connection.client, "client left before its answer");
-                        return Next::Close;
-                    }
-                    Ok(_) => {}
-                },
-            }
+        // Its own future, so that its state and the body writer's share the space.
+        let Some(response) = self.answer(request, &mut go_ahead).await else {
+            return Next::Close;
         };
 
         let (mut parts, body) = response.into_parts();
@@ -372,6 +330,61 @@ impl Http1 {
             Next::Continue
         } else {
             Next::Close
+        }
+    }
+
+    /// Runs the request through the edge until its answer, meanwhile sending `100 Continue`
+    /// when the route first reads the body and noticing a client that leaves (`None`: close).
+    async fn answer(
+        &mut self,
+        request: Request<ProxyBody>,
+        go_ahead: &mut Option<Arc<Notify>>,
+    ) -> Option<Response<ExchangeBody>> {
+        // Pinned where it is made.
+        let mut handling = std::pin::pin!(edge::handle(self.connection.clone(), request));
+        loop {
+            let continued = async {
+                match go_ahead.as_ref() {
+                    Some(go_ahead) => go_ahead.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // While the route works, the connection still reads (when the request has not
+            // lent it to its body): a client that leaves cancels its request, as with nginx,
+            // instead of holding an upstream connection and slots until the answer; bytes
+            // of a pipelined request are kept.
+            let watching = async {
+                match self.reader.as_mut() {
+                    Some((reader, buf)) if buf.len() < head::MAX_HEAD => {
+                        if buf.capacity() - buf.len() < 1024 {
+                            buf.reserve(HEAD_BUFFER);
+                        }
+                        reader.read_buf(buf).await
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                answered = &mut handling => match answered {
+                    Ok(response) => return Some(response),
+                    Err(never) => match never {},
+                },
+                () = continued => {
+                    // The route reads the body: the client may send it.
+                    *go_ahead = None;
+                    if self.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                        return None;
+                    }
+                }
+                read = watching => match read {
+                    Ok(0) | Err(_) => {
+                        tracing::debug!(client = %self.connection.client, "client left before its answer");
+                        return None;
+                    }
+                    Ok(_) => {}
+                },
+            }
         }
     }
 
