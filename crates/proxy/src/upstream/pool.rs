@@ -9,18 +9,17 @@
 //! Idle connections are closed after the cluster's idle timeout, when the upstream closes
 //! them, and beyond the cluster's idle limit. A reaper task per endpoint (started with its
 //! first connection, gone with the endpoint) does the first two for connections nobody asks
-//! for. Idle time is counted in the reaper's rounds (half the idle timeout, at most 5 s),
-//! not read from the clock on every request: a connection is closed after between the idle
-//! timeout less one round and the idle timeout, never later.
+//! for.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::error::{ErrorKind, ProxyError};
 
@@ -66,8 +65,7 @@ impl Connection {
 #[derive(Debug)]
 struct Idle {
     connection: Connection,
-    /// The reaper's round when it was put back.
-    since: u64,
+    since: Instant,
 }
 
 /// The connections to one endpoint.
@@ -83,15 +81,6 @@ pub struct Pool {
     /// Idle connections, the most recently returned last.
     idle: Mutex<Vec<Idle>>,
     reaper: AtomicBool,
-    /// Rounds the reaper has made.
-    round: AtomicU64,
-    /// Rounds an idle connection lives (0: none is kept).
-    idle_rounds: u64,
-}
-
-/// How often the reaper looks: half the idle timeout, within 10 ms and 5 s.
-fn reap_period(idle_timeout: Duration) -> Duration {
-    (idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(5))
 }
 
 impl Pool {
@@ -111,29 +100,20 @@ impl Pool {
             open,
             idle: Mutex::new(Vec::new()),
             reaper: AtomicBool::new(false),
-            round: AtomicU64::new(0),
-            idle_rounds: u64::try_from(
-                idle_timeout.as_nanos() / reap_period(idle_timeout).as_nanos(),
-            )
-            .unwrap_or(u64::MAX),
         }
     }
 
     /// An idle connection still open, or none.
     pub fn take_idle(&self) -> Option<Connection> {
-        let round = self.round.load(Ordering::Relaxed);
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
-            if self.fresh(&entry, round) && still_open(&entry.connection) {
+            if now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
+            {
                 return Some(entry.connection);
             }
         }
         None
-    }
-
-    /// Whether `entry` has been idle for fewer rounds than an idle connection lives.
-    fn fresh(&self, entry: &Idle, round: u64) -> bool {
-        round.saturating_sub(entry.since) < self.idle_rounds
     }
 
     /// Returns a connection whose exchange completed cleanly.
@@ -146,7 +126,7 @@ impl Pool {
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 connection,
-                since: self.round.load(Ordering::Relaxed),
+                since: Instant::now(),
             });
         }
     }
@@ -178,7 +158,7 @@ impl Pool {
         let _ = stream.set_nodelay(true);
         self.open.fetch_add(1, Ordering::Relaxed);
         if !self.reaper.swap(true, Ordering::Relaxed) {
-            tokio::spawn(reap(Arc::downgrade(self), reap_period(self.idle_timeout)));
+            tokio::spawn(reap(Arc::downgrade(self), self.idle_timeout));
         }
         Ok(Connection {
             stream,
@@ -189,14 +169,17 @@ impl Pool {
 
     /// Closes idle connections past the idle timeout or closed by the upstream.
     fn reap(&self) {
-        let round = self.round.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|entry| self.fresh(entry, round) && still_open(&entry.connection));
+        idle.retain(|entry| {
+            now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
+        });
     }
 }
 
-/// Runs while the pool lives, every `period`, closing its stale idle connections.
-async fn reap(pool: Weak<Pool>, period: Duration) {
+/// Runs while the pool lives, closing its stale idle connections.
+async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         tokio::time::sleep(period).await;
         match pool.upgrade() {
@@ -301,30 +284,6 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(pool.idle_count(), 0);
         assert_eq!(pool.open.load(Ordering::Relaxed), 0);
-    }
-
-    #[tokio::test]
-    async fn idle_time_counts_in_reaper_rounds_and_never_overruns() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        // A round every 5 s: twelve of them make the 60 s.
-        let pool = pool_to(&listener, Duration::from_secs(60), 4).await;
-        let conn = pool.connect().await.unwrap();
-        let _server = listener.accept().await.unwrap();
-        pool.put_back(conn);
-        for _ in 0..11 {
-            pool.reap();
-        }
-        let conn = pool
-            .take_idle()
-            .expect("idle for under 60 s: still handed out");
-        pool.put_back(conn);
-        for _ in 0..11 {
-            pool.reap();
-        }
-        assert_eq!(pool.idle_count(), 1);
-        pool.reap();
-        assert_eq!(pool.idle_count(), 0, "twelve rounds: at most 60 s, closed");
-        assert!(pool.take_idle().is_none());
     }
 
     #[tokio::test]
