@@ -9,6 +9,8 @@
 #
 # Knobs (environment): THREADS=1 CONNS=50 DURATION=10s ROUNDS=3 WARMUP=2s WRK_THREADS=1
 #   IDLE_CONNS=10000 BASELINE=1 RSS=1 SKIP_BUILD=0 WT_BIN=<path> KEEP_TMP=0 RESULTS_DIR=<dir>
+#   PIN=0 PROXY_CPUS=0 LOAD_CPUS=1: with PIN=1 the proxy under test runs on PROXY_CPUS and wrk
+#   and the upstream on LOAD_CPUS (taskset), so the proxies do not share a core with the load.
 
 set -euo pipefail
 
@@ -23,6 +25,9 @@ BASELINE=${BASELINE:-1}
 RSS=${RSS:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
+PIN=${PIN:-0}
+PROXY_CPUS=${PROXY_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -38,6 +43,17 @@ for knob in THREADS CONNS ROUNDS WRK_THREADS IDLE_CONNS; do
     [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
 done
 (( WRK_THREADS <= CONNS )) || die "WRK_THREADS ($WRK_THREADS) must not exceed CONNS ($CONNS)"
+
+# Command prefixes that pin the proxies and the load (empty unless PIN=1).
+PIN_PROXY=()
+PIN_LOAD=()
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null 2>&1 || die "PIN=1 needs taskset (util-linux)"
+    PIN_PROXY=(taskset -c "$PROXY_CPUS")
+    PIN_LOAD=(taskset -c "$LOAD_CPUS")
+elif [[ $PIN != 0 ]]; then
+    die "PIN must be 0 or 1 (got '$PIN')"
+fi
 
 DURATION_S=$(to_seconds "$DURATION")
 WARMUP_S=$(to_seconds "$WARMUP")
@@ -59,7 +75,7 @@ run_wrk() {
     if ((WARMUP_S > 0)); then
         : >"$RESULTS/r$round-$name-warmup.txt"
         run_fg "$RESULTS/r$round-$name-warmup.txt" timeout --kill-after=5 $((WARMUP_S + 30)) \
-            wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP_S}s" "$url" ||
+            "${PIN_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP_S}s" "$url" ||
             log "WARNING: $name warm-up wrk exited non-zero"
     fi
     out="$RESULTS/r$round-$name.txt"
@@ -70,7 +86,7 @@ run_wrk() {
     t0=$(group_ticks "$pgid")
     w0=$(date +%s%N)
     run_fg "$out" timeout --kill-after=5 $((DURATION_S + 30)) \
-        wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION_S}s" --latency "$url" ||
+        "${PIN_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION_S}s" --latency "$url" ||
         log "WARNING: $name wrk exited non-zero (see $out)"
     t1=$(group_ticks "$pgid")
     w1=$(date +%s%N)
@@ -235,7 +251,7 @@ main() {
     {
         echo "date: $(date -Is)"
         echo "host: $(uname -srm), $(nproc) CPUs, loadavg $(cat /proc/loadavg)"
-        echo "knobs: THREADS=$THREADS CONNS=$CONNS DURATION=${DURATION_S}s ROUNDS=$ROUNDS WARMUP=${WARMUP_S}s WRK_THREADS=$WRK_THREADS IDLE_CONNS=$IDLE_CONNS open-files=$nofile"
+        echo "knobs: THREADS=$THREADS CONNS=$CONNS DURATION=${DURATION_S}s ROUNDS=$ROUNDS WARMUP=${WARMUP_S}s WRK_THREADS=$WRK_THREADS IDLE_CONNS=$IDLE_CONNS open-files=$nofile PIN=$PIN${PIN_PROXY[*]:+ (proxies: ${PIN_PROXY[*]}, load: ${PIN_LOAD[*]})}"
         echo "watertight: $WT_BIN ($("$WT_BIN" --version 2>/dev/null || echo '?'), built $(date -r "$WT_BIN" -Is))"
         echo "workspace: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
         echo "nginx: $(nginx -v 2>&1)"
@@ -247,24 +263,24 @@ main() {
 
     # Upstream
     write_nginx_upstream_conf "$up_port"
-    spawn "$TMP/nginx-upstream.log" nginx -p "$TMP" -e "$TMP/nginx-upstream-error.log" -c "$TMP/nginx-upstream.conf"
+    spawn "$TMP/nginx-upstream.log" "${PIN_LOAD[@]}" nginx -p "$TMP" -e "$TMP/nginx-upstream-error.log" -c "$TMP/nginx-upstream.conf"
     local up_pid=$SPAWNED
     wait_port "$up_port" "$up_pid" "upstream nginx"
 
     # Proxies
-    spawn "$TMP/watertight.log" env TOKIO_WORKER_THREADS="$THREADS" "$WT_BIN" proxy \
+    spawn "$TMP/watertight.log" "${PIN_PROXY[@]}" env TOKIO_WORKER_THREADS="$THREADS" "$WT_BIN" proxy \
         --listen "127.0.0.1:$wt_port" --to "http://127.0.0.1:$up_port" \
         --admin "127.0.0.1:$wt_admin" --access-log off
     local wt_pid=$SPAWNED
     wait_port "$wt_port" "$wt_pid" "watertight"
 
     write_nginx_proxy_conf "$ng_port" "$up_port"
-    spawn "$TMP/nginx-proxy.log" nginx -p "$TMP" -e "$TMP/nginx-proxy-error.log" -c "$TMP/nginx-proxy.conf"
+    spawn "$TMP/nginx-proxy.log" "${PIN_PROXY[@]}" nginx -p "$TMP" -e "$TMP/nginx-proxy-error.log" -c "$TMP/nginx-proxy.conf"
     local ng_pid=$SPAWNED
     wait_port "$ng_port" "$ng_pid" "nginx proxy"
 
     write_haproxy_conf "$ha_port" "$up_port"
-    spawn "$TMP/haproxy.log" haproxy -db -f "$TMP/haproxy.cfg"
+    spawn "$TMP/haproxy.log" "${PIN_PROXY[@]}" haproxy -db -f "$TMP/haproxy.cfg"
     local ha_pid=$SPAWNED
     wait_port "$ha_port" "$ha_pid" "haproxy"
 
