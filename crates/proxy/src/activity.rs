@@ -81,7 +81,7 @@ impl Activity {
     }
 
     fn touch(&self) {
-        self.last_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+        self.touch_at(Instant::now());
     }
 
     /// Notes activity at `at` (a time the caller has already read).

@@ -367,17 +367,20 @@ impl InFlight {
     /// Notes the status the endpoint answered with.
     pub fn answered(&mut self, status: u16) {
         self.status = Some(status);
-        let now = self.started.map(|_| Instant::now());
-        self.head_elapsed = self.started.zip(now).map(|(s, now)| now - s);
         // Breaker and outlier detection judge the head: report now, so a long body (a
         // download, a stream) does not hold a half-open trial slot.
-        self.report_health(now);
+        self.head_done();
     }
 
     /// Notes that a TCP session's connection was made: a success for breaker and outlier
     /// detection, and no HTTP attempt for the metrics.
     pub fn connected(&mut self) {
         self.session = true;
+        self.head_done();
+    }
+
+    /// Times the head (an answer, or a TCP connect) and reports the attempt's health.
+    fn head_done(&mut self) {
         let now = self.started.map(|_| Instant::now());
         self.head_elapsed = self.started.zip(now).map(|(s, now)| now - s);
         self.report_health(now);

@@ -40,16 +40,20 @@ pub enum Step {
     NeedMore,
 }
 
-/// What polling a body gave.
-#[derive(Debug)]
-pub enum Polled {
-    /// A frame of the body.
-    Frame(Frame<Bytes>),
-    /// The body is complete.
-    End,
-    /// The body failed: bad framing, a read error, or the connection ended mid-body.
-    Failed(BoxError),
+/// Where a body stands after a poll, for whoever holds its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Left {
+    /// More is to come.
+    More,
+    /// The body is all read (the frame given, if any, was its last): the connection may
+    /// serve the next message.
+    Nothing,
+    /// The body failed: the connection is of no further use.
+    Broken,
 }
+
+/// A body's poll as `http_body` returns it.
+pub type BodyPoll = Option<Result<Frame<Bytes>, BoxError>>;
 
 impl Framed {
     /// Takes the next frame of the body from the front of `buf`.
@@ -72,34 +76,43 @@ impl Framed {
         })
     }
 
-    /// The next frame of the body: from `buf`, reading more into it from `reader` as needed.
-    /// A connection that ends mid-body fails with `cut_short` (or ends a body that runs until
-    /// the close). After a frame, [`Framed::is_done`] says whether it was the last.
+    /// The next frame of the body, and where the body then stands: from `buf`, reading more
+    /// into it from `reader` as needed. A connection that ends mid-body fails with
+    /// `cut_short` (or ends a body that runs until the close).
     pub fn poll_frame(
         &mut self,
         reader: &mut (impl AsyncRead + Unpin + ?Sized),
         buf: &mut BytesMut,
         cx: &mut Context<'_>,
         cut_short: &'static str,
-    ) -> Poll<Polled> {
+    ) -> Poll<(BodyPoll, Left)> {
         loop {
             match self.next(buf) {
-                Ok(Step::Frame(frame)) => return Poll::Ready(Polled::Frame(frame)),
-                Ok(Step::End) => return Poll::Ready(Polled::End),
+                Ok(Step::Frame(frame)) => {
+                    let left = if self.is_done() {
+                        Left::Nothing
+                    } else {
+                        Left::More
+                    };
+                    return Poll::Ready((Some(Ok(frame)), left));
+                }
+                Ok(Step::End) => return Poll::Ready((None, Left::Nothing)),
                 Ok(Step::NeedMore) => {}
-                Err(error) => return Poll::Ready(Polled::Failed(Box::new(error))),
+                Err(error) => return Poll::Ready((Some(Err(Box::new(error))), Left::Broken)),
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUFFER);
             }
             match ready!(pin!(reader.read_buf(buf)).poll(cx)) {
-                Ok(0) if matches!(self, Framed::UntilClose) => return Poll::Ready(Polled::End),
+                Ok(0) if matches!(self, Framed::UntilClose) => {
+                    return Poll::Ready((None, Left::Nothing));
+                }
                 Ok(0) => {
                     let error = io::Error::new(io::ErrorKind::UnexpectedEof, cut_short);
-                    return Poll::Ready(Polled::Failed(Box::new(error)));
+                    return Poll::Ready((Some(Err(Box::new(error))), Left::Broken));
                 }
                 Ok(_) => {}
-                Err(error) => return Poll::Ready(Polled::Failed(Box::new(error))),
+                Err(error) => return Poll::Ready((Some(Err(Box::new(error))), Left::Broken)),
             }
         }
     }

@@ -56,6 +56,15 @@ impl Scripted {
         Scripted { address, seen }
     }
 
+    /// A scripted upstream and a proxy in front of it, at the returned address.
+    async fn behind_proxy(
+        script: fn(usize, usize, &str) -> Act,
+    ) -> (Scripted, watertight_proxy::Proxy, SocketAddr) {
+        let upstream = Scripted::start(script).await;
+        let (proxy, address) = proxy_to(upstream.address, &[]).await;
+        (upstream, proxy, address)
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -175,8 +184,7 @@ async fn post(client: &TestClient, address: SocketAddr, body: &'static [u8]) -> 
 
 #[tokio::test]
 async fn a_get_on_a_connection_closed_under_it_is_sent_again_on_a_new_one() {
-    let upstream = Scripted::start(answers_once_per_connection).await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let (upstream, _proxy, address) = Scripted::behind_proxy(answers_once_per_connection).await;
     assert_eq!(get(&h1(), address, "/a", &[]).await.status, StatusCode::OK);
     let again = get(&h1(), address, "/b", &[]).await;
     assert_eq!(
@@ -194,8 +202,7 @@ async fn a_get_on_a_connection_closed_under_it_is_sent_again_on_a_new_one() {
 
 #[tokio::test]
 async fn a_post_on_a_connection_closed_under_it_is_never_sent_twice() {
-    let upstream = Scripted::start(answers_once_per_connection).await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let (upstream, _proxy, address) = Scripted::behind_proxy(answers_once_per_connection).await;
     assert_eq!(post(&h1(), address, b"first").await.status, StatusCode::OK);
     let second = post(&h1(), address, b"second").await;
     assert_eq!(second.status, StatusCode::BAD_GATEWAY);
@@ -210,8 +217,7 @@ async fn a_post_on_a_connection_closed_under_it_is_never_sent_twice() {
 
 #[tokio::test]
 async fn request_bodies_are_framed_by_length_or_chunked() {
-    let upstream = Scripted::start(|_, _, _| Act::Answer(OK)).await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    let (upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| Act::Answer(OK)).await;
     assert_eq!(
         post(&h1(), address, b"sized body").await.status,
         StatusCode::OK
@@ -250,14 +256,13 @@ async fn request_bodies_are_framed_by_length_or_chunked() {
 
 #[tokio::test]
 async fn a_chunked_answer_streams_through_and_keeps_the_connection() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::Answer(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
               5;ext=1\r\nhello\r\n2\r\n, \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n",
         )
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     for _ in 0..3 {
         let answer = get(&h1(), address, "/", &[]).await;
         assert_eq!(answer.status, StatusCode::OK);
@@ -268,11 +273,10 @@ async fn a_chunked_answer_streams_through_and_keeps_the_connection() {
 
 #[tokio::test]
 async fn an_answer_delimited_by_close_is_read_to_the_end_and_not_reused() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     for _ in 0..2 {
         let answer = get(&h1(), address, "/", &[]).await;
         assert_eq!(answer.text(), "until the end");
@@ -282,11 +286,10 @@ async fn an_answer_delimited_by_close_is_read_to_the_end_and_not_reused() {
 
 #[tokio::test]
 async fn connection_close_from_the_upstream_is_honoured() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::Answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     for _ in 0..3 {
         let answer = get(&h1(), address, "/", &[]).await;
         assert_eq!(answer.status, StatusCode::OK);
@@ -300,7 +303,7 @@ async fn connection_close_from_the_upstream_is_honoured() {
 
 #[tokio::test]
 async fn a_head_answer_has_no_body_and_keeps_the_connection() {
-    let upstream = Scripted::start(|_, _, head| {
+    let (upstream, _proxy, address) = Scripted::behind_proxy(|_, _, head| {
         if head.starts_with("HEAD") {
             Act::Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
         } else {
@@ -308,7 +311,6 @@ async fn a_head_answer_has_no_body_and_keeps_the_connection() {
         }
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     let request = Request::builder()
         .method(Method::HEAD)
         .uri(format!("http://{address}/"))
@@ -324,11 +326,9 @@ async fn a_head_answer_has_no_body_and_keeps_the_connection() {
 
 #[tokio::test]
 async fn interim_answers_are_passed_over_for_the_final_one() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (_upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::Answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
-    })
-    .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    }).await;
     let answer = post(&h1(), address, b"payload").await;
     assert_eq!(answer.status, StatusCode::CREATED);
     assert_eq!(answer.text(), "done");
@@ -385,11 +385,10 @@ fn tokio_stream_from<T: Send + 'static>(
 
 #[tokio::test]
 async fn an_answer_cut_short_is_an_error_for_the_client_not_a_short_success() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (_upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..")
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     // The head may or may not have reached the client before the body broke; either way
     // the exchange must fail, never end as a complete 200 with ten bytes.
     let request = Request::get(format!("http://{address}/"))
@@ -404,11 +403,10 @@ async fn an_answer_cut_short_is_an_error_for_the_client_not_a_short_success() {
 
 #[tokio::test]
 async fn a_broken_answer_is_a_502_upstream_protocol() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (_upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello")
     })
     .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("upstream-protocol"));
@@ -416,11 +414,9 @@ async fn a_broken_answer_is_a_502_upstream_protocol() {
 
 #[tokio::test]
 async fn a_101_to_a_plain_request_is_a_502_not_an_answer() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (_upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::Answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
-    })
-    .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    }).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason(), Some("upstream-protocol"));
@@ -428,13 +424,11 @@ async fn a_101_to_a_plain_request_is_a_502_not_an_answer() {
 
 #[tokio::test]
 async fn chunked_wins_over_a_conflicting_length_and_the_length_is_not_forwarded() {
-    let upstream = Scripted::start(|_, _, _| {
+    let (_upstream, _proxy, address) = Scripted::behind_proxy(|_, _, _| {
         Act::AnswerAndClose(
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n",
         )
-    })
-    .await;
-    let (_proxy, address) = proxy_to(upstream.address, &[]).await;
+    }).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), "0123456789");

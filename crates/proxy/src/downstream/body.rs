@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use super::head::BodyFraming;
 use crate::chunked::Decoder;
 use crate::error::BoxError;
-use crate::framed::{Framed, Polled, Step};
+use crate::framed::{Framed, Left, Step};
 use crate::watched_io::Watched;
 
 /// The connection's read side and its buffer.
@@ -119,22 +119,13 @@ impl Body for RequestBody {
         let Some((reader, buf)) = this.reader.as_mut() else {
             return Poll::Ready(None);
         };
-        match ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT)) {
-            Polled::Frame(frame) => {
-                if this.framing.is_done() {
-                    this.finish();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Polled::End => {
-                this.finish();
-                Poll::Ready(None)
-            }
-            Polled::Failed(error) => {
-                this.reader = None;
-                Poll::Ready(Some(Err(error)))
-            }
+        let (frame, left) = ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT));
+        match left {
+            Left::More => {}
+            Left::Nothing => this.finish(),
+            Left::Broken => this.reader = None,
         }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -2,8 +2,9 @@
 //!
 //! The HTTP/1 loop reads a request head, hands the request to the edge, and writes the
 //! answer, on the connection's own task, with no channel in between. Between requests a
-//! connection holds no buffer: it waits for the socket to turn readable, so ten thousand
-//! idle keep-alive clients cost little more than their sockets.
+//! connection holds no read buffer (and at most a head's worth of write buffer): it waits
+//! for the socket to turn readable, so ten thousand idle keep-alive clients cost little more
+//! than their sockets.
 
 mod body;
 mod head;
@@ -160,7 +161,7 @@ struct Http1 {
     reader: Option<Reader>,
     writer: Watched<tokio::net::tcp::OwnedWriteHalf>,
     closing: Closing,
-    /// Response heads are encoded here.
+    /// Response heads (and small body frames, coalesced) are encoded here.
     out: Vec<u8>,
 }
 
@@ -224,8 +225,12 @@ impl Http1 {
                 if self.closing.is_raised() {
                     return None;
                 }
-                // Idle: hold no buffer while waiting for the next request.
+                // Idle: hold no read buffer while waiting for the next request, and no more
+                // write buffer than a head takes (a coalesced body may have grown it to 32 KiB).
                 *buf = BytesMut::new();
+                if self.out.capacity() > HEAD_BUFFER {
+                    self.out = Vec::new();
+                }
                 if !first_bytes(reader, buf, &self.closing).await {
                     return None;
                 }

@@ -25,7 +25,7 @@ use super::pool::{Connection, OpenGuard, Pool, READ_BUFFER};
 use crate::body::ProxyBody;
 use crate::chunked::{self, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
-use crate::framed::{Framed, Polled};
+use crate::framed::{Framed, Left};
 
 /// After a 101 answer: the upstream connection, with what the upstream already sent past the
 /// head in its buffer (to be delivered first). It still counts as open to the endpoint while
@@ -434,22 +434,13 @@ impl Body for ResponseBody {
             return Poll::Ready(None);
         };
         let (reader, buf) = source.parts();
-        match ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT)) {
-            Polled::Frame(frame) => {
-                if this.framing.is_done() {
-                    this.finish();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Polled::End => {
-                this.finish();
-                Poll::Ready(None)
-            }
-            Polled::Failed(error) => {
-                this.source = None;
-                Poll::Ready(Some(Err(error)))
-            }
+        let (frame, left) = ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT));
+        match left {
+            Left::More => {}
+            Left::Nothing => this.finish(),
+            Left::Broken => this.source = None,
         }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
