@@ -11,6 +11,7 @@ use watertight_resilience::{Bulkhead, BulkheadPermit, Priority, Rejected};
 use watertight_telemetry::trace::RequestTrace;
 
 use crate::body::{Observed, Observer, ProxyBody, boxed};
+use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
 use crate::stack::{self, Layer, RouteFuture, RouteService};
 
@@ -62,7 +63,7 @@ struct Slot(#[allow(dead_code)] BulkheadPermit);
 impl Observer for Slot {}
 
 impl Layer for Bulkheaded {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
         let inner = self.inner.clone();
         let bulkhead = self.bulkhead.clone();
         let priority = priority_of(request.headers(), self.priority_header.as_ref());
@@ -71,7 +72,7 @@ impl Layer for Bulkheaded {
             if queued && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>() {
                 trace.event("bulkhead.queued", Vec::new());
             }
-            let response = stack::call(inner, request).await?;
+            let response = stack::call(inner, request, arrival).await?;
             Ok(response.map(|body| boxed(Observed::new(body, Slot(permit)))))
         })
     }

@@ -40,6 +40,7 @@ use watertight_config as config;
 use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{self, Observed, Observer, ProxyBody};
+use crate::edge::Arrival;
 use crate::error::ProxyError;
 use crate::fallback::{DEGRADED_HEADER, Degraded};
 use crate::stack::{self, Layer, RouteFuture, RouteService};
@@ -251,17 +252,21 @@ impl Caching {
 }
 
 impl Layer for Caching {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
         let this = self.clone();
-        Box::pin(async move { this.handle(request).await })
+        Box::pin(async move { this.handle(request, arrival).await })
     }
 }
 
 impl Caching {
-    async fn handle(self, request: Request<ProxyBody>) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn handle(
+        self,
+        request: Request<ProxyBody>,
+        arrival: Arrival,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let method = request.method().clone();
         if semantics::is_unsafe(&method) {
-            return self.invalidating(request).await;
+            return self.invalidating(request, arrival).await;
         }
         let directives = semantics::request_directives(request.headers());
         // A cache must not evaluate If-Match / If-Unmodified-Since / If-Range itself.
@@ -271,7 +276,7 @@ impl Caching {
             && !semantics::has_origin_preconditions(request.headers())
             && !directives.no_store;
         let Some(key) = cacheable_request.then(|| primary_key(&request)).flatten() else {
-            return stack::call(self.inner.clone(), request).await;
+            return stack::call(self.inner.clone(), request, arrival).await;
         };
         let trace = request.extensions().get::<Arc<RequestTrace>>().cloned();
         let now = SystemTime::now();
@@ -280,7 +285,7 @@ impl Caching {
             None => self.cache.load(&key, request.headers()).await,
         };
         let answer = if let Some(stored) = found {
-            self.with_stored(request, key, stored, &directives, now)
+            self.with_stored(request, arrival, key, stored, &directives, now)
                 .await
         } else if directives.only_if_cached {
             Ok(status_answer(
@@ -294,7 +299,7 @@ impl Caching {
             } else {
                 Forward::UriMiss
             };
-            self.miss(request, key, forward).await
+            self.miss(request, arrival, key, forward).await
         };
         // The cache's decision, as a span event: what Cache-Status says.
         if let (Some(trace), Ok(response)) = (&trace, &answer)
@@ -325,6 +330,7 @@ impl Caching {
     async fn with_stored(
         &self,
         request: Request<ProxyBody>,
+        arrival: Arrival,
         key: String,
         stored: Arc<Stored>,
         directives: &RequestDirectives,
@@ -372,7 +378,9 @@ impl Caching {
                     let this = self.clone();
                     let stored = stored.clone();
                     tokio::spawn(async move {
-                        let revalidated = this.revalidate(parts, key, stored, Some(leader)).await;
+                        let revalidated = this
+                            .revalidate(parts, arrival, key, stored, Some(leader))
+                            .await;
                         // A full answer is stored as its body is read: read it.
                         if let Ok(Revalidated::Replaced(response)) = revalidated {
                             let mut body = response.into_body();
@@ -403,7 +411,10 @@ impl Caching {
         } else {
             Forward::Stale
         };
-        match self.revalidate(parts, key, stored.clone(), None).await {
+        match self
+            .revalidate(parts, arrival, key, stored.clone(), None)
+            .await
+        {
             Ok(Revalidated::Fresh(fresh, upstream)) => {
                 let now = SystemTime::now();
                 let status = CacheStatus {
@@ -456,6 +467,7 @@ impl Caching {
     async fn revalidate(
         &self,
         parts: http::request::Parts,
+        arrival: Arrival,
         key: String,
         stored: Arc<Stored>,
         leader: Option<Leader>,
@@ -483,7 +495,7 @@ impl Caching {
                 .insert(name.clone(), value.clone());
         }
         let request_time = SystemTime::now();
-        let response = stack::call(self.inner.clone(), conditional).await;
+        let response = stack::call(self.inner.clone(), conditional, arrival).await;
         let response_time = SystemTime::now();
         let response = match response {
             Ok(response) if response.status().is_server_error() => {
@@ -529,6 +541,7 @@ impl Caching {
     async fn miss(
         &self,
         request: Request<ProxyBody>,
+        arrival: Arrival,
         key: String,
         forward: Forward,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -567,7 +580,7 @@ impl Caching {
         self.cache.counts.misses.fetch_add(1, Ordering::Relaxed);
         let (parts, client) = request_parts(&request);
         let request_time = SystemTime::now();
-        let mut response = stack::call(self.inner.clone(), request).await?;
+        let mut response = stack::call(self.inner.clone(), request, arrival).await?;
         let response_time = SystemTime::now();
         let status = response.status();
         if parts.method == Method::GET {
@@ -660,10 +673,11 @@ impl Caching {
     async fn invalidating(
         &self,
         request: Request<ProxyBody>,
+        arrival: Arrival,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let method = request.method().clone();
         let target = absolute_uri(&request);
-        let response = stack::call(self.inner.clone(), request).await?;
+        let response = stack::call(self.inner.clone(), request, arrival).await?;
         if let Some(target) = target {
             for uri in
                 semantics::invalidated_uris(&method, &target, response.status(), response.headers())

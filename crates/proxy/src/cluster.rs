@@ -11,6 +11,7 @@
 //! hands an unchanged cluster's `Arc<Cluster>` to the new snapshot, so its pool and counters
 //! carry on.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -988,15 +989,11 @@ impl Cluster {
             .unwrap_or(chosen)
     }
 
-    /// The hash key of `request` for a `balancer: hash` cluster (`None` for other balancers,
-    /// or a request without the key).
-    pub fn hash_key<B>(&self, request: &http::Request<B>) -> Option<u64> {
+    /// The hash key of `request` from `client` for a `balancer: hash` cluster (`None` for
+    /// other balancers, or a request without the key).
+    pub fn hash_key<B>(&self, request: &http::Request<B>, client: IpAddr) -> Option<u64> {
         let policy = self.config.hash.as_ref()?;
-        let client = request
-            .extensions()
-            .get::<crate::edge::Arrival>()
-            .map(|arrival| arrival.1.ip());
-        crate::hash_balancer::request_key(&policy.key, request, client)
+        crate::hash_balancer::request_key(&policy.key, request, Some(client))
     }
 
     /// The hash key of a TCP session from `client`, for a cluster that hashes on the client

@@ -30,11 +30,19 @@ use crate::runtime::Runtime;
 /// The response header that says why the proxy answered itself.
 pub const REASON_HEADER: &str = "x-watertight-reason";
 
-/// When a request arrived, and from where, carried in its extensions: the route's deadline
-/// is counted from the time; a hash balancer may key on the client's address. (One extension
-/// for both: each is an allocation per request.)
+/// When a request arrived, from where, and what its answer should say, handed to the route's
+/// stack with the request. (An argument, not an extension: a request's extension map costs
+/// it three allocations, and a plain request has no other extension.)
 #[derive(Clone, Copy, Debug)]
-pub struct Arrival(pub Instant, pub SocketAddr);
+pub struct Arrival {
+    /// When it arrived: the route's deadline is counted from here.
+    pub at: Instant,
+    /// The client's address, which a hash balancer may key on.
+    pub client: SocketAddr,
+    /// Whether the answer should name the endpoint that served it ([`ServedBy`], for the
+    /// access log and for retries, which avoid it next time).
+    pub note_endpoint: bool,
+}
 
 /// What the edge knows about the client connection a request came on.
 pub struct Connection {
@@ -157,12 +165,14 @@ where
                     let entry = &mut pending.entry;
                     entry.route = Some(route.name.clone());
                     entry.cluster = Some(route.cluster.clone());
-                    let mut request = prepare(request, &connection.forwarded_for);
+                    let request = prepare(request, &connection.forwarded_for);
                     // The route's deadline runs from here: queue waits and retries count.
-                    request
-                        .extensions_mut()
-                        .insert(Arrival(started, connection.client));
-                    route.call(request).await
+                    let arrival = Arrival {
+                        at: started,
+                        client: connection.client,
+                        note_endpoint: runtime.access_log.enabled(),
+                    };
+                    route.call(request, arrival).await
                 }
             }
         }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body as _;
+use tokio::time::Instant;
 use watertight_config as config;
 use watertight_telemetry::metrics::Counter;
 use watertight_telemetry::trace::{RequestTrace, Value};
@@ -114,7 +115,7 @@ impl WithFallback {
 }
 
 impl Layer for WithFallback {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
         let inner = self.inner.clone();
         let chain = self.chain.clone();
         Box::pin(async move {
@@ -123,7 +124,7 @@ impl Layer for WithFallback {
             let idempotent = crate::retry::is_idempotent(&parts.method);
             let bodiless = body.is_end_stream().then(|| parts.clone());
             let trace = parts.extensions.get::<Arc<RequestTrace>>().cloned();
-            let outcome = stack::call(inner, Request::from_parts(parts, body)).await;
+            let outcome = stack::call(inner, Request::from_parts(parts, body), arrival).await;
             let Some(reason) = chain.reason(&outcome) else {
                 return outcome;
             };
@@ -150,11 +151,14 @@ impl Layer for WithFallback {
                     );
                 }
             };
-            if let (Some(cluster), Some(mut parts)) = (&chain.cluster, resendable) {
+            if let (Some(cluster), Some(parts)) = (&chain.cluster, resendable) {
                 // The fallback cluster's own timeout runs from now, not from the arrival.
-                parts.extensions.remove::<Arrival>();
+                let now = Arrival {
+                    at: Instant::now(),
+                    ..arrival
+                };
                 let answer =
-                    stack::call(cluster.clone(), Request::from_parts(parts, empty())).await;
+                    stack::call(cluster.clone(), Request::from_parts(parts, empty()), now).await;
                 if let Ok(response) = answer
                     && !response.status().is_server_error()
                 {

@@ -31,7 +31,8 @@ use crate::retry::AttemptPlan;
 use crate::stack::{Layer, RouteFuture};
 use crate::upstream::Upgraded;
 
-/// The endpoint that answered, put in the response's extensions for the access log.
+/// The endpoint that answered, put in the response's extensions when the request's
+/// [`Arrival`] asks for it (for the access log and for retries).
 #[derive(Clone, Debug)]
 pub struct ServedBy(pub Arc<str>);
 
@@ -55,9 +56,9 @@ impl Forward {
 }
 
 impl Layer for Forward {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
         let this = self.clone();
-        Box::pin(async move { this.forward(request).await })
+        Box::pin(async move { this.forward(request, arrival).await })
     }
 }
 
@@ -65,17 +66,14 @@ impl Forward {
     async fn forward(
         self,
         mut request: Request<ProxyBody>,
+        arrival: Arrival,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // Sent by the retry layer: endpoints to avoid and the deadlines of this attempt.
         let plan = request.extensions_mut().remove::<AttemptPlan>();
-        let arrival = request.extensions().get::<Arrival>().copied();
         // The exchange's deadline, from the request's arrival or the retry layer's plan.
         let whole = match &plan {
             Some(plan) => plan.deadline,
-            None => {
-                let arrived = arrival.map_or_else(Instant::now, |a| a.0);
-                self.timeout.and_then(|t| arrived.checked_add(t))
-            }
+            None => self.timeout.and_then(|t| arrival.at.checked_add(t)),
         };
         let now = Instant::now();
         if whole.is_some_and(|at| at <= now) {
@@ -102,7 +100,7 @@ impl Forward {
             .cluster
             .pick_queued(
                 tried,
-                self.cluster.hash_key(&request),
+                self.cluster.hash_key(&request, arrival.client.ip()),
                 whole,
                 // The attempt starts now, unless it queued for the cluster's bulkhead.
                 (!waited).then_some(now),
@@ -142,7 +140,6 @@ impl Forward {
                 )],
             );
         }
-        let served_by = ServedBy(endpoint.address.clone());
         // A failed attempt: counted against the endpoint (and its breaker) when it says
         // something about the endpoint.
         let fail = |slot: &mut InFlight, error: ProxyError| {
@@ -215,7 +212,11 @@ impl Forward {
         let version = response.version();
         headers::remove_hop_by_hop(response.headers_mut(), switching);
         headers::append_via(response.headers_mut(), version);
-        response.extensions_mut().insert(served_by);
+        if arrival.note_endpoint {
+            response
+                .extensions_mut()
+                .insert(ServedBy(endpoint.address.clone()));
+        }
         slot.answered(response.status().as_u16());
 
         Ok(response.map(|body| {

@@ -146,8 +146,13 @@ impl Retrying {
 }
 
 impl Layer for Retrying {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
-        Box::pin(run(self.inner.clone(), self.policy.clone(), request))
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
+        Box::pin(run(
+            self.inner.clone(),
+            self.policy.clone(),
+            request,
+            arrival,
+        ))
     }
 }
 
@@ -155,16 +160,17 @@ async fn run(
     inner: RouteService,
     policy: Arc<RetryPolicy>,
     request: Request<ProxyBody>,
+    arrival: Arrival,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let now = Instant::now();
-    policy.budget.deposit(now.into_std());
-    let arrived = request.extensions().get::<Arrival>().map_or(now, |a| a.0);
-    let deadline = policy.timeout.and_then(|t| arrived.checked_add(t));
+    policy.budget.deposit(Instant::now().into_std());
+    let deadline = policy.timeout.and_then(|t| arrival.at.checked_add(t));
     let (parts, body) = request.into_parts();
     let replay = match replayable(&parts, body, policy.replay_buffer, deadline).await? {
         Kept::Whole(bytes) => bytes,
         // Too big (or of unknown length) to keep: one try, streamed.
-        Kept::Streaming(body) => return stack::call(inner, Request::from_parts(parts, body)).await,
+        Kept::Streaming(body) => {
+            return stack::call(inner, Request::from_parts(parts, body), arrival).await;
+        }
     };
     let idempotent = is_idempotent(&parts.method);
     let trace = parts.extensions.get::<Arc<RequestTrace>>().cloned();
@@ -178,7 +184,12 @@ async fn run(
             .and_then(|t| Instant::now().checked_add(t));
         let mut request = Request::from_parts(parts.clone(), full(replay.clone()));
         request.extensions_mut().insert(plan.clone());
-        let outcome = stack::call(inner.clone(), request).await;
+        // A retry avoids the endpoints already tried: each answer must say which it was.
+        let noted = Arrival {
+            note_endpoint: true,
+            ..arrival
+        };
+        let outcome = stack::call(inner.clone(), request, noted).await;
 
         if attempt == policy.attempts {
             return outcome;

@@ -21,6 +21,7 @@ use crate::bulkhead::Bulkheaded;
 use crate::cache::{Caching, SharedCache};
 use crate::cluster::Cluster;
 use crate::drain::Drain;
+use crate::edge::Arrival;
 use crate::error::ProxyError;
 use crate::fallback::{Chain, FallbackCounters, StaticAnswer, WithFallback};
 use crate::forward::Forward;
@@ -33,12 +34,12 @@ pub struct RouteService(Arc<dyn Handles>);
 
 /// [`Layer`] without `Clone`, so that it can sit behind a pointer.
 trait Handles: Send + Sync + 'static {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture;
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture;
 }
 
 impl<L: Layer> Handles for L {
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture {
-        Layer::handle(self, request)
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
+        Layer::handle(self, request, arrival)
     }
 }
 
@@ -115,17 +116,17 @@ impl RouteEntry {
 }
 
 impl RouteEntry {
-    /// Runs `request` through the route's stack.
-    pub fn call(&self, request: Request<ProxyBody>) -> RouteFuture {
-        call(self.service.clone(), request)
+    /// Runs `request`, which arrived as `arrival` says, through the route's stack.
+    pub fn call(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
+        call(self.service.clone(), request, arrival)
     }
 }
 
 /// A layer of a route's stack: how it handles one request (calling the layer inside it, if
 /// any, through [`call`]).
 pub trait Layer: Clone + Send + Sync + 'static {
-    /// Handles `request`.
-    fn handle(&self, request: Request<ProxyBody>) -> RouteFuture;
+    /// Handles `request`, which arrived as `arrival` says.
+    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture;
 }
 
 /// `layer` as a route service.
@@ -134,8 +135,8 @@ pub fn layered(layer: impl Layer) -> RouteService {
 }
 
 /// Runs `request` through `service`. Layers call their inner service through this.
-pub fn call(service: RouteService, request: Request<ProxyBody>) -> RouteFuture {
-    service.0.handle(request)
+pub fn call(service: RouteService, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
+    service.0.handle(request, arrival)
 }
 
 /// Builds the stack for `route`, which sends to `cluster` (and may fall back to another of

@@ -151,6 +151,31 @@ async fn status_retries_move_to_a_healthy_endpoint() {
     assert!(broken.requests_served() <= 10);
 }
 
+/// A hash balancer sends a key to the same endpoint every time: only the endpoint the first
+/// try named (with the access log off, nothing else asks for it) keeps the retry off it.
+#[tokio::test]
+async fn a_retry_avoids_the_endpoint_a_keyed_request_just_failed_on() {
+    let broken = failing("app").await;
+    let healthy = upstream("app").await;
+    let retry = "        retry: {attempts: 2, retry_on: [gateway-error]}\n";
+    let endpoints = [broken.local_addr(), healthy.local_addr()];
+    let config = with_route(
+        &endpoints,
+        &["balancer: hash", "hash: { key: { header: x-user } }"],
+        retry,
+    );
+    assert!(config.starts_with("access_log: \"off\""));
+    let (_proxy, address) = proxy(&config).await;
+    for user in 0..20 {
+        let user = user.to_string();
+        let answer = get(&h1(), address, "/", &[("x-user", &user)]).await;
+        assert_eq!(answer.status, StatusCode::OK, "user {user}");
+    }
+    // Some keys hash to the broken endpoint; each of their retries went to the other one.
+    assert!(broken.requests_served() > 0);
+    assert_eq!(healthy.requests_served(), 20);
+}
+
 #[tokio::test]
 async fn the_budget_holds_a_failing_upstream_to_its_share_of_retries() {
     let failing = failing("app").await;
