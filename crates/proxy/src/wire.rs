@@ -45,19 +45,49 @@ pub fn chunked_last(headers: &HeaderMap) -> bool {
         .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
 }
 
-/// Whether a message of `version` with these fields leaves its connection open (RFC 9112
-/// §9.3). An HTTP/1.0 message cannot be chunked: if it says so, its framing is suspect and
-/// the connection closes after it (§6.1).
-pub fn persistent(version: Version, headers: &HeaderMap) -> bool {
+/// Whether a message of `version` with these fields (of which `noted` says which are there)
+/// leaves its connection open (RFC 9112 §9.3). An HTTP/1.0 message cannot be chunked: if it
+/// says so, its framing is suspect and the connection closes after it (§6.1).
+pub fn persistent(version: Version, headers: &HeaderMap, noted: Noted) -> bool {
     let mut close = false;
     let mut keep_alive = false;
-    for token in list_items(headers, &header::CONNECTION) {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    if noted.connection {
+        for token in list_items(headers, &header::CONNECTION) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        }
     }
-    let chunked_1_0 =
-        version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
+    let chunked_1_0 = version == Version::HTTP_10 && noted.transfer_encoding;
     !close && !chunked_1_0 && (version == Version::HTTP_11 || keep_alive)
+}
+
+/// Which of the fields that decide a head's framing and persistence it carries, noted while
+/// its map is built: a field that is not there then costs no lookup (a plain request has
+/// none of them, and each lookup hashes and probes the map).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Noted {
+    pub connection: bool,
+    pub content_length: bool,
+    pub transfer_encoding: bool,
+    pub te: bool,
+    pub expect: bool,
+}
+
+impl Noted {
+    fn note(&mut self, name: &HeaderName) {
+        // Standard names compare as small integers.
+        if *name == header::CONNECTION {
+            self.connection = true;
+        } else if *name == header::CONTENT_LENGTH {
+            self.content_length = true;
+        } else if *name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *name == header::TE {
+            self.te = true;
+        } else if *name == header::EXPECT {
+            self.expect = true;
+        }
+    }
 }
 
 /// Writes one `name: value` line of an HTTP/1 head.
@@ -115,12 +145,13 @@ impl FieldSpans {
     }
 
     /// The fields as a map over `head` (the bytes the spans point into), with room for
-    /// `extra` more without growing.
-    pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, BadField> {
+    /// `extra` more without growing, and which framing fields are among them.
+    pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<(HeaderMap, Noted), BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
-        let noted = self.count.min(INLINE_FIELDS);
+        let mut noted = Noted::default();
+        let inline = self.count.min(INLINE_FIELDS);
         for &[name_start, name_end, value_start, value_end] in
-            self.inline[..noted].iter().chain(&self.more)
+            self.inline[..inline].iter().chain(&self.more)
         {
             let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
                 .map_err(|_| BadField::Name)?;
@@ -128,9 +159,10 @@ impl FieldSpans {
                 head.slice(value_start as usize..value_end as usize),
             )
             .map_err(|_| BadField::Value)?;
+            noted.note(&name);
             headers.append(name, value);
         }
-        Ok(headers)
+        Ok((headers, noted))
     }
 }
 
@@ -200,9 +232,47 @@ mod tests {
         };
         let spans = FieldSpans::of(text, fields);
         let head = Bytes::from_static(text);
-        let map = spans.to_map(&head, 0).unwrap();
+        let (map, noted) = spans.to_map(&head, 0).unwrap();
         assert_eq!(map["x-a"], "one");
         assert_eq!(map["x-b"], "two");
+        assert_eq!(noted, Noted::default());
+    }
+
+    #[test]
+    fn framing_fields_are_noted_whatever_their_case() {
+        let text = b"Connection: close\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
+                     te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\n\r\n";
+        let mut parsed = [httparse::EMPTY_HEADER; 8];
+        let httparse::Status::Complete((_, fields)) =
+            httparse::parse_headers(text, &mut parsed).unwrap()
+        else {
+            panic!("complete");
+        };
+        let head = Bytes::from_static(text);
+        let (_, noted) = FieldSpans::of(text, fields).to_map(&head, 0).unwrap();
+        let all = Noted {
+            connection: true,
+            content_length: true,
+            transfer_encoding: true,
+            te: true,
+            expect: true,
+        };
+        assert_eq!(noted, all);
+        // Each on its own.
+        let one = |field: &[u8]| {
+            let mut parsed = [httparse::EMPTY_HEADER; 2];
+            let httparse::Status::Complete((_, fields)) =
+                httparse::parse_headers(field, &mut parsed).unwrap()
+            else {
+                panic!("complete");
+            };
+            let head = Bytes::copy_from_slice(field);
+            FieldSpans::of(field, fields).to_map(&head, 0).unwrap().1
+        };
+        assert!(one(b"Content-Length: 1\r\n\r\n").content_length);
+        assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
+        assert!(one(b"TE: x\r\n\r\n").te);
+        assert!(!one(b"TE: x\r\n\r\n").transfer_encoding);
     }
 
     #[test]
@@ -219,7 +289,7 @@ mod tests {
         };
         let spans = FieldSpans::of(text.as_bytes(), fields);
         let head = Bytes::from(text.clone());
-        let map = spans.to_map(&head, 0).unwrap();
+        let (map, _) = spans.to_map(&head, 0).unwrap();
         assert_eq!(map.len(), 40);
         assert_eq!(map["x-0"], "v0");
         assert_eq!(map["x-39"], "v39");

@@ -10,7 +10,7 @@ use http::{Method, Request, StatusCode, Uri, Version};
 
 use crate::headers::list_items;
 use crate::wire::{
-    BadField, FieldSpans, chunked_last, content_length, persistent, span, write_field,
+    BadField, FieldSpans, Noted, chunked_last, content_length, persistent, span, write_field,
 };
 
 /// Most fields a request head may carry.
@@ -117,18 +117,19 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     let uri = Uri::from_maybe_shared(head.slice(target))
         .map_err(|_| Refusal::BadRequest("bad request target"))?;
     // Room for what the proxy adds (Via, X-Forwarded-*) without growing.
-    let headers = spans.to_map(&head, 4).map_err(|bad| match bad {
+    let (headers, noted) = spans.to_map(&head, 4).map_err(|bad| match bad {
         BadField::Name => Refusal::BadRequest("bad field name"),
         BadField::Value => Refusal::BadRequest("bad field value"),
     })?;
-    let framing = request_framing(&headers)?;
-    let keep_alive = persistent(version, &headers);
-    let expects_continue = version == Version::HTTP_11
+    let framing = request_framing(&headers, noted)?;
+    let keep_alive = persistent(version, &headers, noted);
+    let expects_continue = noted.expect
+        && version == Version::HTTP_11
         && headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let takes_trailers =
-        list_items(&headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
+        noted.te && list_items(&headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -146,9 +147,9 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
 /// The framing of a request body (RFC 9112 §6.3). Both `Transfer-Encoding` and
 /// `Content-Length`, or several differing lengths, are refused: a request whose length two
 /// parties could read differently is how requests are smuggled.
-fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        if headers.contains_key(header::CONTENT_LENGTH) {
+fn request_framing(headers: &HeaderMap, noted: Noted) -> Result<BodyFraming, Refusal> {
+    if noted.transfer_encoding {
+        if noted.content_length {
             return Err(Refusal::BadRequest(
                 "both Transfer-Encoding and Content-Length",
             ));
@@ -158,6 +159,9 @@ fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
         } else {
             Err(Refusal::NotImplemented)
         };
+    }
+    if !noted.content_length {
+        return Ok(BodyFraming::Empty);
     }
     match content_length(headers) {
         Err(()) => Err(Refusal::BadRequest("bad or differing Content-Length")),

@@ -8,7 +8,9 @@ use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
-use crate::wire::{BadField, FieldSpans, chunked_last, content_length, persistent, write_field};
+use crate::wire::{
+    BadField, FieldSpans, Noted, chunked_last, content_length, persistent, write_field,
+};
 
 /// Most fields a response head may carry.
 const MAX_HEADERS: usize = 128;
@@ -159,11 +161,11 @@ pub fn parse_response(
         let head = buf.split_to(length).freeze();
         // Room for the `Via` the proxy adds (a keep-alive answer's `Connection`, which goes,
         // frees another).
-        let mut headers = spans.to_map(&head, 1).map_err(|bad| match bad {
+        let (mut headers, noted) = spans.to_map(&head, 1).map_err(|bad| match bad {
             BadField::Name => HeadError::Invalid("field name"),
             BadField::Value => HeadError::Invalid("field value"),
         })?;
-        let (framing, conflicting) = response_framing(method, status, &headers)?;
+        let (framing, conflicting) = response_framing(method, status, &headers, noted)?;
         if conflicting {
             // Transfer-Encoding wins; the length is wrong for what gets forwarded (RFC 9112
             // §6.3, point 3).
@@ -172,7 +174,7 @@ pub fn parse_response(
         let keep_alive = !conflicting
             && framing != ResponseFraming::UntilClose
             && status != StatusCode::SWITCHING_PROTOCOLS
-            && persistent(version, &headers);
+            && persistent(version, &headers, noted);
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -191,6 +193,7 @@ fn response_framing(
     method: &Method,
     status: StatusCode,
     headers: &HeaderMap,
+    noted: Noted,
 ) -> Result<(ResponseFraming, bool), HeadError> {
     if *method == Method::HEAD
         || status.is_informational()
@@ -199,8 +202,8 @@ fn response_framing(
     {
         return Ok((ResponseFraming::Empty, false));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let conflicting = headers.contains_key(header::CONTENT_LENGTH);
+    if noted.transfer_encoding {
+        let conflicting = noted.content_length;
         let framing = if chunked_last(headers) {
             ResponseFraming::Chunked
         } else {
@@ -208,7 +211,11 @@ fn response_framing(
         };
         return Ok((framing, conflicting));
     }
-    let length = content_length(headers).map_err(|()| HeadError::ContentLength)?;
+    let length = if noted.content_length {
+        content_length(headers).map_err(|()| HeadError::ContentLength)?
+    } else {
+        None
+    };
     Ok((
         length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length),
         false,
