@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock;
+
 /// Activity counters shared by a connection's requests, its socket and its watchdog.
 ///
 /// Times are milliseconds after `since`; for the "started at" fields, plus one, so that zero
@@ -77,11 +79,11 @@ impl Activity {
     }
 
     fn now_ms(&self) -> u64 {
-        millis(self.since.elapsed())
+        millis(clock::now().saturating_duration_since(self.since))
     }
 
     fn touch(&self) {
-        self.touch_at(Instant::now());
+        self.touch_at(clock::now());
     }
 
     /// Notes activity at `at` (a time the caller has already read).

@@ -37,6 +37,7 @@ use watertight_telemetry::metrics::{
 };
 use watertight_telemetry::trace::{Attempt, RequestTrace};
 
+use crate::clock;
 use crate::error::ErrorKind;
 use crate::hash_balancer::{Caps, HashBalancer};
 use crate::health::{EndpointHealth, Operator, State};
@@ -382,7 +383,7 @@ impl InFlight {
 
     /// Times the head (an answer, or a TCP connect) and reports the attempt's health.
     fn head_done(&mut self) {
-        let now = self.started.map(|_| Instant::now());
+        let now = self.started.map(|_| clock::now());
         self.head_elapsed = self.started.zip(now).map(|(s, now)| now - s);
         self.report_health(now);
     }
@@ -430,7 +431,7 @@ impl Drop for InFlight {
             freed.notify_one();
         }
         // One look at the clock serves everything below; an untimed attempt needs none.
-        let now = self.started.map(|_| Instant::now());
+        let now = self.started.map(|_| clock::now());
         if let (Some((ewma, index)), Some(started), Some(now)) =
             (&self.endpoint.latency, self.started, now)
         {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::access_log::{self, Entry};
 use crate::activity::Activity;
 use crate::body::{ByteCount, Observed, ProxyBody, boxed, empty, full};
+use crate::clock;
 use crate::error::{BoxError, ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::fallback::Degraded;
@@ -87,7 +88,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let started = Instant::now();
+    let started = clock::now();
     let client_version = request.version();
     let activity = connection.activity.start_request(started);
     let runtime = connection.runtime.load_full();

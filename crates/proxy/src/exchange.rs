@@ -18,6 +18,7 @@ use watertight_telemetry::trace::{RequestTrace, Summary};
 use crate::access_log::{AccessLog, Entry};
 use crate::activity::RequestActivity;
 use crate::body::{ProxyBody, empty};
+use crate::clock;
 use crate::error::{BoxError, classify_exchange_error};
 
 /// What an exchange carries until its last byte is sent.
@@ -119,7 +120,7 @@ impl Drop for Pending {
 
 /// Records the ended exchange: its trace, metrics, then the access log line.
 fn finish(mut exchange: Exchange, bytes_out: u64) {
-    let now = Instant::now();
+    let now = clock::now();
     let elapsed = now.saturating_duration_since(exchange.started);
     exchange.activity.ended(now);
     let bytes_in = exchange

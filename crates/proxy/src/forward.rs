@@ -21,6 +21,7 @@ use watertight_telemetry::trace::{RequestTrace, Value};
 
 use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::bulkhead;
+use crate::clock;
 use crate::cluster::{Cluster, InFlight, Unavailable};
 use crate::downstream::ClientUpgrade;
 use crate::drain::Drain;
@@ -75,7 +76,7 @@ impl Forward {
             Some(plan) => plan.deadline,
             None => self.timeout.and_then(|t| arrival.at.checked_add(t)),
         };
-        let now = Instant::now();
+        let now = clock::now();
         if whole.is_some_and(|at| at <= now) {
             // Spent waiting (in a bulkhead queue, on earlier tries): do not start an attempt
             // that cannot finish.

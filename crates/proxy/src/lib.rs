@@ -27,6 +27,7 @@ pub mod body;
 mod bulkhead;
 pub mod cache;
 mod chunked;
+mod clock;
 mod closing;
 pub mod cluster;
 mod connector;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::activity::{self, Activity, Expiry};
+use crate::clock;
 use crate::closing::{self, Closer};
 use crate::downstream;
 use crate::drain::{Drain, raised};
@@ -96,10 +97,11 @@ fn serve(
     let activity = connection.activity.clone();
     let client = connection.client;
     let (close, closing) = closing::channel();
-    let served = tokio::spawn(async move {
+    // Each wake-up of the connection reads the clock at most once.
+    let served = tokio::spawn(clock::Scoped::new(async move {
         downstream::serve(stream, connection, closing).await;
         drop(guards);
-    });
+    }));
     tokio::spawn(watchdog(activity, client, close, served, signals));
 }
 

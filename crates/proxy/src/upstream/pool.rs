@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::error::{ErrorKind, ProxyError};
 
 /// Read buffer given to a new connection; it grows for large heads and bodies.
@@ -105,7 +106,7 @@ impl Pool {
 
     /// An idle connection still open, or none.
     pub fn take_idle(&self) -> Option<Connection> {
-        let now = Instant::now();
+        let now = clock::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
             if now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
@@ -126,7 +127,7 @@ impl Pool {
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 connection,
-                since: Instant::now(),
+                since: clock::now(),
             });
         }
     }
