@@ -70,7 +70,12 @@ impl<'a> Iterator for ListItems<'a> {
                 let line = self.lines.next()?;
                 self.rest = line.to_str().unwrap_or("");
             }
-            let (item, rest) = self.rest.split_once(',').unwrap_or((self.rest, ""));
+            // A byte search: the text is ASCII, so a comma's position is a char boundary.
+            let bytes = self.rest.as_bytes();
+            let (item, rest) = match bytes.iter().position(|&b| b == b',') {
+                Some(comma) => (&self.rest[..comma], &self.rest[comma + 1..]),
+                None => (self.rest, ""),
+            };
             self.rest = rest;
             // Only visible ASCII, spaces and tabs are text here: no Unicode to trim.
             let item = item.trim_ascii();
