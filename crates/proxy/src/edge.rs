@@ -120,8 +120,8 @@ where
             None => boxed(body),
         }
     });
-    let entry = if logging {
-        Entry {
+    let mut entry = logging.then(|| {
+        Box::new(Entry {
             timestamp: access_log::timestamp(SystemTime::now()),
             client: connection.client.to_string(),
             method: request.method().as_str().to_owned(),
@@ -131,41 +131,32 @@ where
             trace_id: log_ids.as_ref().map(|(trace, _)| trace.clone()),
             span_id: log_ids.map(|(_, span)| span),
             ..Entry::default()
-        }
-    } else {
-        Entry::default()
-    };
+        })
+    });
     if let Some(trace) = &trace {
         request.extensions_mut().insert(trace.clone());
     }
-    // From here on the exchange is logged whatever happens, even if the client leaves.
-    let mut exchange = Pending::new(Exchange {
-        entry,
-        started,
-        bytes_in,
-        metrics: runtime.metrics.clone(),
-        route_metrics: None,
-        trace,
-        degraded: false,
-        log: runtime.access_log.clone(),
-        activity,
-    });
 
-    let outcome = match runtime.listeners.get(&connection.listener) {
+    // Route, and start the route's work (its future runs below).
+    let mut routed = None;
+    let call = match runtime.listeners.get(&connection.listener) {
         None => Err(ProxyError::new(ErrorKind::Draining)),
         Some(listener) => {
-            exchange.entry().listener = listener.name.clone();
-            match listener.router.route(&request) {
+            if let Some(entry) = &mut entry {
+                entry.listener = listener.name.clone();
+            }
+            match listener.router.find(&request) {
                 None => Err(ProxyError::new(ErrorKind::NoRoute)),
-                Some(route) => {
-                    let pending = exchange.get();
-                    if let Some(metrics) = &route.metrics {
+                Some((index, route)) => {
+                    let metrics = route.metrics.clone();
+                    if let Some(metrics) = &metrics {
                         metrics.started();
-                        pending.route_metrics = Some(metrics.clone());
                     }
-                    let entry = &mut pending.entry;
-                    entry.route = Some(route.name.clone());
-                    entry.cluster = Some(route.cluster.clone());
+                    routed = Some((index, metrics));
+                    if let Some(entry) = &mut entry {
+                        entry.route = Some(route.name.clone());
+                        entry.cluster = Some(route.cluster.clone());
+                    }
                     let request = prepare(request, &connection.forwarded_for);
                     // The route's deadline runs from here: queue waits and retries count.
                     let arrival = Arrival {
@@ -173,34 +164,58 @@ where
                         client: connection.client,
                         note_endpoint: runtime.access_log.enabled(),
                     };
-                    route.call(request, arrival).await
+                    Ok(route.call(request, arrival))
                 }
             }
         }
+    };
+    let (route, route_metrics) = routed.unzip();
+    // From here on the exchange is logged whatever happens, even if the client leaves.
+    let mut exchange = Pending::new(Exchange {
+        entry,
+        status: 0,
+        reason: None,
+        started,
+        bytes_in,
+        runtime,
+        listener: connection.listener,
+        route,
+        route_metrics: route_metrics.flatten(),
+        trace,
+        degraded: false,
+        activity,
+    });
+    let outcome = match call {
+        Ok(answer) => answer.await,
+        Err(error) => Err(error),
     };
 
     let mut response = match outcome {
         Ok(response) => {
             let pending = exchange.get();
-            pending.entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            if let Some(entry) = &mut pending.entry {
+                entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+            }
             if let Some(Degraded(reason)) = response.extensions().get::<Degraded>() {
                 // A fallback answer: log the failure it stands in for.
-                pending.entry.reason = Some(reason);
+                pending.reason = Some(reason);
                 pending.degraded = true;
             }
             response
         }
         Err(error) => {
-            let entry = exchange.entry();
-            tracing::debug!(%error, route = ?entry.route, "proxy answered itself");
-            entry.upstream = error.endpoint().cloned();
-            entry.reason = Some(error.kind().reason());
+            let pending = exchange.get();
+            tracing::debug!(%error, route = pending.names().1, "proxy answered itself");
+            if let Some(entry) = &mut pending.entry {
+                entry.upstream = error.endpoint().cloned();
+            }
+            pending.reason = Some(error.kind().reason());
             error_response(error.kind(), error.suggested_wait())
         }
     };
     // Answer in the client's HTTP version, whatever the upstream spoke.
     *response.version_mut() = client_version;
-    exchange.entry().status = response.status().as_u16();
+    exchange.get().status = response.status().as_u16();
     Ok(response.map(|body| exchange.respond(body)))
 }
 

@@ -2,6 +2,7 @@
 //! and when it ends (or the client goes away) writes the access log line and releases the
 //! request's hold on its connection.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,36 +12,59 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
-use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{Finished, RouteMetrics};
 use watertight_telemetry::trace::{RequestTrace, Summary};
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::Entry;
 use crate::activity::RequestActivity;
 use crate::body::{ProxyBody, empty};
 use crate::clock;
 use crate::error::{BoxError, classify_exchange_error};
+use crate::runtime::Runtime;
 
-/// What an exchange carries until its last byte is sent.
+/// What an exchange carries until its last byte is sent. Small when nothing is logged: the
+/// log line is made only for the access log or a recorded trace, and the listener, route and
+/// cluster names an error count needs are looked up in the snapshot when one happens.
 pub struct Exchange {
-    /// The log line, filled in as the exchange goes.
-    pub entry: Entry,
+    /// The log line, filled in as the exchange goes, when the access log is on or the
+    /// request's trace is recorded.
+    pub entry: Option<Box<Entry>>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Why the proxy answered itself or the exchange broke, if it did.
+    pub reason: Option<&'static str>,
     /// When the request arrived.
     pub started: Instant,
     /// Request body bytes, counted as the upstream reads them (when logging or metering).
     pub bytes_in: Option<Arc<AtomicU64>>,
-    /// The proxy's metrics (for errors by reason), when on.
-    pub metrics: Option<Arc<Metrics>>,
+    /// The snapshot the request was handled under: its metrics and access log, and the
+    /// listener and route below.
+    pub runtime: Arc<Runtime>,
+    /// The listener's bound address (its key in the snapshot).
+    pub listener: SocketAddr,
+    /// The route's index among the listener's, once routed.
+    pub route: Option<usize>,
     /// The route's metrics, once routed (its in-flight gauge already counts this request).
     pub route_metrics: Option<Arc<RouteMetrics>>,
     /// The request's trace, when tracing is on.
     pub trace: Option<Arc<RequestTrace>>,
     /// Answered by the route's fallback chain.
     pub degraded: bool,
-    /// Where the line goes.
-    pub log: Arc<AccessLog>,
     /// Keeps the client connection busy (not idle) until the exchange ends.
     pub activity: RequestActivity,
+}
+
+impl Exchange {
+    /// The listener's, route's and cluster's names (empty where there are none).
+    pub fn names(&self) -> (&str, &str, &str) {
+        let listener = self.runtime.listeners.get(&self.listener);
+        let route = listener.zip(self.route).and_then(|(l, i)| l.router.get(i));
+        (
+            listener.map_or("", |l| &*l.name),
+            route.map_or("", |r| &*r.name),
+            route.map_or("", |r| &*r.cluster),
+        )
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -93,11 +117,6 @@ impl Pending {
             .expect("a pending exchange is only taken by `respond`, which consumes it")
     }
 
-    /// The log entry, to fill in as the request goes.
-    pub fn entry(&mut self) -> &mut Entry {
-        &mut self.get().entry
-    }
-
     /// Hands the exchange to the response body, which finishes it.
     pub fn respond(mut self, body: ProxyBody) -> ExchangeBody {
         let exchange = self
@@ -111,8 +130,8 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut exchange) = self.0.take() {
-            exchange.entry.status = 499;
-            exchange.entry.reason = Some("client-aborted");
+            exchange.status = 499;
+            exchange.reason = Some("client-aborted");
             finish(exchange, 0);
         }
     }
@@ -127,35 +146,30 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         .bytes_in
         .as_ref()
         .map_or(0, |counter| counter.load(Ordering::Relaxed));
-    let entry = &mut exchange.entry;
-    let kept = exchange.trace.as_ref().is_some_and(|trace| {
-        trace.finish(&Summary {
+    let (status, reason) = (exchange.status, exchange.reason);
+    // A trace is recorded only with its log line (the edge makes one for it).
+    let kept = match (&exchange.trace, &exchange.entry) {
+        (Some(trace), Some(entry)) => trace.finish(&Summary {
             method: &entry.method,
             path: &entry.path,
             authority: &entry.authority,
             listener: &entry.listener,
             route: entry.route.as_deref(),
             cluster: entry.cluster.as_deref(),
-            status: entry.status,
-            reason: entry.reason,
+            status,
+            reason,
             elapsed,
             attempts: trace.attempts(),
-            shed: matches!(
-                entry.reason,
-                Some("shed" | "bulkhead-full" | "queue-timeout")
-            ),
+            shed: matches!(reason, Some("shed" | "bulkhead-full" | "queue-timeout")),
             degraded: exchange.degraded,
-        })
-    });
-    if let Some(metrics) = &exchange.metrics
-        && let Some(reason) = entry.reason
+        }),
+        _ => false,
+    };
+    if let Some(metrics) = &exchange.runtime.metrics
+        && let Some(reason) = reason
     {
-        metrics.proxy_error(
-            &entry.listener,
-            entry.route.as_deref().unwrap_or(""),
-            entry.cluster.as_deref().unwrap_or(""),
-            reason,
-        );
+        let (listener, route, cluster) = exchange.names();
+        metrics.proxy_error(listener, route, cluster, reason);
     }
     // A kept trace's id goes next to its latency as an exemplar.
     let exemplar = exchange
@@ -165,18 +179,22 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         .map(|trace| trace.trace_id());
     if let Some(route) = &exchange.route_metrics {
         route.finished(Finished {
-            status: entry.status,
+            status,
             elapsed,
             bytes_in,
             bytes_out,
             trace_id: exemplar.as_deref(),
         });
     }
-    if exchange.log.enabled() {
+    if let Some(entry) = exchange.entry.as_deref_mut()
+        && exchange.runtime.access_log.enabled()
+    {
+        entry.status = status;
+        entry.reason = reason;
         entry.duration_ms = elapsed.as_micros() as f64 / 1000.0;
         entry.bytes_in = bytes_in;
         entry.bytes_out = bytes_out;
-        exchange.log.record(entry);
+        exchange.runtime.access_log.record(entry);
     }
 }
 
@@ -198,7 +216,7 @@ impl Body for ExchangeBody {
             }
             Some(Err(error)) => {
                 if let Some(exchange) = this.exchange.as_mut() {
-                    exchange.entry.reason = Some(classify_exchange_error(error.as_ref()).reason());
+                    exchange.reason = Some(classify_exchange_error(error.as_ref()).reason());
                 }
             }
             None => {
