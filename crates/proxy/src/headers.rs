@@ -44,6 +44,31 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
     list_items(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(token))
 }
 
+/// The `Connection` field almost every HTTP/1 message carries: one line of one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlainConnection {
+    KeepAlive,
+    Close,
+}
+
+/// `Connection` when it is one line saying only `keep-alive` or `close` (any case): told by
+/// one lookup and one compare, without walking it as a list. `None` for anything else (no
+/// field, several lines, other tokens), which the caller walks.
+pub(crate) fn plain_connection(headers: &HeaderMap) -> Option<PlainConnection> {
+    let mut lines = headers.get_all(header::CONNECTION).iter();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return None;
+    };
+    let token = line.as_bytes().trim_ascii();
+    if token.eq_ignore_ascii_case(b"keep-alive") {
+        Some(PlainConnection::KeepAlive)
+    } else if token.eq_ignore_ascii_case(b"close") {
+        Some(PlainConnection::Close)
+    } else {
+        None
+    }
+}
+
 /// The items of a comma-separated list field, over all its lines, trimmed, empty ones skipped
 /// (a line that is not text is skipped whole).
 pub(crate) fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> ListItems<'a> {
@@ -110,7 +135,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`) need no entry
     // here: those go anyway. Only other names are collected (no allocation otherwise).
     let mut named: Vec<HeaderName> = Vec::new();
-    if connection {
+    if connection && plain_connection(headers).is_none() {
         for token in list_items(headers, &header::CONNECTION) {
             if HOP_BY_HOP
                 .iter()
@@ -155,15 +180,19 @@ fn via_version(version: Version) -> &'static str {
 
 /// Appends this proxy to `Via` for a message that arrived as `version`.
 pub fn append_via(headers: &mut HeaderMap, version: Version) {
+    // Made at compile time (`from_static` checks its text when it runs).
+    const VIA_2: HeaderValue = HeaderValue::from_static("2 watertight");
+    const VIA_1_0: HeaderValue = HeaderValue::from_static("1.0 watertight");
+    const VIA_1_1: HeaderValue = HeaderValue::from_static("1.1 watertight");
     let common = match version {
-        Version::HTTP_2 => Some("2 watertight"),
-        Version::HTTP_10 => Some("1.0 watertight"),
-        Version::HTTP_11 => Some("1.1 watertight"),
+        Version::HTTP_2 => Some(VIA_2),
+        Version::HTTP_10 => Some(VIA_1_0),
+        Version::HTTP_11 => Some(VIA_1_1),
         _ => None,
     };
     // The common case, the first `Via`: one lookup, without formatting or allocating.
     if let (Some(value), Entry::Vacant(vacant)) = (common, headers.entry(header::VIA)) {
-        vacant.insert(HeaderValue::from_static(value));
+        vacant.insert(value);
         return;
     }
     let entry = format!("{} {VIA_PSEUDONYM}", via_version(version));
@@ -277,6 +306,26 @@ mod tests {
         let items: Vec<&str> = list_items(&h, &header::CONNECTION).collect();
         assert_eq!(items, vec!["close", "keep-alive", "x-a", "x-b", "x-d"]);
         assert_eq!(list_items(&h, &header::TE).count(), 0);
+    }
+
+    #[test]
+    fn a_plain_connection_is_one_line_of_keep_alive_or_close() {
+        let plain = |pairs: &[(&str, &str)]| plain_connection(&map(pairs));
+        assert_eq!(
+            plain(&[("connection", " Keep-Alive ")]),
+            Some(PlainConnection::KeepAlive)
+        );
+        assert_eq!(
+            plain(&[("connection", "CLOSE")]),
+            Some(PlainConnection::Close)
+        );
+        assert_eq!(plain(&[]), None);
+        assert_eq!(plain(&[("connection", "keep-alive, x-hop")]), None);
+        assert_eq!(plain(&[("connection", "upgrade")]), None);
+        assert_eq!(
+            plain(&[("connection", "close"), ("connection", "x-hop")]),
+            None
+        );
     }
 
     #[test]

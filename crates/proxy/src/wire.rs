@@ -8,12 +8,21 @@ use bytes::Bytes;
 use http::Version;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::headers::list_items;
+use crate::headers::{PlainConnection, list_items, plain_connection};
 
 /// The `Content-Length` a message declares: `None` if it has none, an error unless every
 /// value (over all lines and comma-separated items) is the same non-negative number
 /// (RFC 9112 §6.3, point 5).
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    // The usual field: one line, one number.
+    let mut lines = headers.get_all(header::CONTENT_LENGTH).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => return Ok(None),
+        (Some(line), None) if !line.as_bytes().contains(&b',') => {
+            return decimal(line.as_bytes().trim_ascii()).map(Some).ok_or(());
+        }
+        _ => {}
+    }
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for item in value.as_bytes().split(|&b| b == b',') {
@@ -52,9 +61,15 @@ pub fn persistent(version: Version, headers: &HeaderMap, noted: Noted) -> bool {
     let mut close = false;
     let mut keep_alive = false;
     if noted.connection {
-        for token in list_items(headers, &header::CONNECTION) {
-            close |= token.eq_ignore_ascii_case("close");
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        match plain_connection(headers) {
+            Some(PlainConnection::Close) => close = true,
+            Some(PlainConnection::KeepAlive) => keep_alive = true,
+            None => {
+                for token in list_items(headers, &header::CONNECTION) {
+                    close |= token.eq_ignore_ascii_case("close");
+                    keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
         }
     }
     let chunked_1_0 = version == Version::HTTP_10 && noted.transfer_encoding;

@@ -221,13 +221,13 @@ pub fn frame_response(
     }
 }
 
-/// Writes the status line and fields, then `connection` (if any) and `date` (unless there),
-/// and the empty line.
-pub fn encode_response(
+/// Writes the status line and fields, then `connection` (if any) and `date` (unless there:
+/// the clock is read only for an answer without one), and the empty line.
+pub fn encode_response<D: AsRef<[u8]>>(
     status: StatusCode,
     headers: &HeaderMap,
     connection: Option<&'static str>,
-    date: &[u8],
+    date: impl FnOnce() -> D,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -244,7 +244,7 @@ pub fn encode_response(
         write_field(out, b"connection", connection.as_bytes());
     }
     if !dated {
-        write_field(out, b"date", date);
+        write_field(out, b"date", date().as_ref());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -274,7 +274,7 @@ pub fn refusal_response(refusal: Refusal, date: &[u8]) -> Vec<u8> {
         HeaderValue::from_static(refusal.reason()),
     );
     let mut out = Vec::with_capacity(256);
-    encode_response(status, &headers, Some("close"), date, &mut out);
+    encode_response(status, &headers, Some("close"), || date, &mut out);
     out.extend_from_slice(body.as_bytes());
     out
 }
@@ -472,12 +472,28 @@ mod tests {
             StatusCode::OK,
             &h,
             Some("close"),
-            b"Sun, 29 Nov 2026 05:00:00 GMT",
+            || b"Sun, 29 Nov 2026 05:00:00 GMT",
             &mut out,
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\ndate: Sun, 29 Nov 2026 05:00:00 GMT\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_answer_with_its_own_date_keeps_it_and_reads_no_clock() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "date",
+            HeaderValue::from_static("Sat, 28 Nov 2026 05:00:00 GMT"),
+        );
+        let mut out = Vec::new();
+        let no_clock = || -> [u8; 29] { panic!("the clock was read for an answer with a Date") };
+        encode_response(StatusCode::OK, &h, None, no_clock, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\ndate: Sat, 28 Nov 2026 05:00:00 GMT\r\n\r\n"
         );
     }
 }

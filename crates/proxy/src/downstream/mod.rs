@@ -319,7 +319,7 @@ impl Http1 {
             parts.status,
             &parts.headers,
             connection,
-            &http_date(),
+            http_date,
             &mut self.out,
         );
         if !self.write_body(body, framing, takes_trailers).await {
