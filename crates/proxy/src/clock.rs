@@ -48,10 +48,16 @@ pub fn now() -> Instant {
 /// Runs `f` with [`now`] read at most once (a scope inside another starts afresh and leaves
 /// the outer one as it was).
 pub fn scope<R>(f: impl FnOnce() -> R) -> R {
-    let outer = READING.with(|reading| reading.replace(Reading::Unread));
-    let result = f();
-    READING.with(|reading| reading.set(outer));
-    result
+    /// Puts the outer reading back, even if `f` panics (tokio catches a task's panic, and
+    /// the thread would otherwise keep a stopped clock).
+    struct Restore(Reading);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            READING.with(|reading| reading.set(self.0));
+        }
+    }
+    let _restore = Restore(READING.with(|reading| reading.replace(Reading::Unread)));
+    f()
 }
 
 pin_project_lite::pin_project! {
@@ -108,6 +114,20 @@ mod tests {
         );
         pause();
         assert!(now() > first, "after the scope: fresh again");
+    }
+
+    #[test]
+    fn a_panic_inside_a_scope_does_not_leave_the_clock_stopped() {
+        let panicked = std::panic::catch_unwind(|| {
+            scope(|| {
+                now();
+                panic!("inside the scope");
+            })
+        });
+        assert!(panicked.is_err());
+        let before = now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(now() > before, "unscoped again: a fresh read");
     }
 
     #[tokio::test(start_paused = true)]

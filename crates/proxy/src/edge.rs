@@ -138,21 +138,26 @@ where
     }
 
     // Route, and start the route's work (its future runs below).
-    let mut routed = None;
+    let metered = runtime.metrics.is_some();
+    let mut labels = None;
+    let mut route_metrics = None;
     let call = match runtime.listeners.get(&connection.listener) {
         None => Err(ProxyError::new(ErrorKind::Draining)),
         Some(listener) => {
             if let Some(entry) = &mut entry {
                 entry.listener = listener.name.clone();
             }
-            match listener.router.find(&request) {
-                None => Err(ProxyError::new(ErrorKind::NoRoute)),
-                Some((index, route)) => {
-                    let metrics = route.metrics.clone();
-                    if let Some(metrics) = &metrics {
+            match listener.router.route(&request) {
+                None => {
+                    labels = metered.then(|| listener.unrouted.clone());
+                    Err(ProxyError::new(ErrorKind::NoRoute))
+                }
+                Some(route) => {
+                    if let Some(metrics) = &route.metrics {
                         metrics.started();
+                        route_metrics = Some(metrics.clone());
                     }
-                    routed = Some((index, metrics));
+                    labels = metered.then(|| route.labels.clone());
                     if let Some(entry) = &mut entry {
                         entry.route = Some(route.name.clone());
                         entry.cluster = Some(route.cluster.clone());
@@ -169,7 +174,6 @@ where
             }
         }
     };
-    let (route, route_metrics) = routed.unzip();
     // From here on the exchange is logged whatever happens, even if the client leaves.
     let mut exchange = Pending::new(Exchange {
         entry,
@@ -177,10 +181,13 @@ where
         reason: None,
         started,
         bytes_in,
-        runtime,
-        listener: connection.listener,
-        route,
-        route_metrics: route_metrics.flatten(),
+        log: runtime
+            .access_log
+            .enabled()
+            .then(|| runtime.access_log.clone()),
+        metrics: runtime.metrics.clone(),
+        labels,
+        route_metrics,
         trace,
         degraded: false,
         activity,
@@ -205,7 +212,7 @@ where
         }
         Err(error) => {
             let pending = exchange.get();
-            tracing::debug!(%error, route = pending.names().1, "proxy answered itself");
+            tracing::debug!(%error, "proxy answered itself");
             if let Some(entry) = &mut pending.entry {
                 entry.upstream = error.endpoint().cloned();
             }

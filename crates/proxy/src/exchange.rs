@@ -2,7 +2,6 @@
 //! and when it ends (or the client goes away) writes the access log line and releases the
 //! request's hold on its connection.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,19 +11,22 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
+use watertight_telemetry::Metrics;
 use watertight_telemetry::metrics::{Finished, RouteMetrics};
 use watertight_telemetry::trace::{RequestTrace, Summary};
 
-use crate::access_log::Entry;
+use crate::access_log::{AccessLog, Entry};
 use crate::activity::RequestActivity;
 use crate::body::{ProxyBody, empty};
 use crate::clock;
 use crate::error::{BoxError, classify_exchange_error};
-use crate::runtime::Runtime;
+use crate::stack::Labels;
 
 /// What an exchange carries until its last byte is sent. Small when nothing is logged: the
-/// log line is made only for the access log or a recorded trace, and the listener, route and
-/// cluster names an error count needs are looked up in the snapshot when one happens.
+/// log line is made only for the access log or a recorded trace, and the names an error count
+/// needs come as one shared reference, only when metrics are on. (It holds handles, not the
+/// config snapshot: a long response must not keep a replaced snapshot, with its clusters and
+/// their health checkers, alive.)
 pub struct Exchange {
     /// The log line, filled in as the exchange goes, when the access log is on or the
     /// request's trace is recorded.
@@ -37,13 +39,12 @@ pub struct Exchange {
     pub started: Instant,
     /// Request body bytes, counted as the upstream reads them (when logging or metering).
     pub bytes_in: Option<Arc<AtomicU64>>,
-    /// The snapshot the request was handled under: its metrics and access log, and the
-    /// listener and route below.
-    pub runtime: Arc<Runtime>,
-    /// The listener's bound address (its key in the snapshot).
-    pub listener: SocketAddr,
-    /// The route's index among the listener's, once routed.
-    pub route: Option<usize>,
+    /// Where the line goes, when the access log is on.
+    pub log: Option<Arc<AccessLog>>,
+    /// The proxy's metrics (for errors by reason), when on.
+    pub metrics: Option<Arc<Metrics>>,
+    /// What the exchange is counted under, when metrics are on (and the listener exists).
+    pub labels: Option<Arc<Labels>>,
     /// The route's metrics, once routed (its in-flight gauge already counts this request).
     pub route_metrics: Option<Arc<RouteMetrics>>,
     /// The request's trace, when tracing is on.
@@ -56,14 +57,11 @@ pub struct Exchange {
 
 impl Exchange {
     /// The listener's, route's and cluster's names (empty where there are none).
-    pub fn names(&self) -> (&str, &str, &str) {
-        let listener = self.runtime.listeners.get(&self.listener);
-        let route = listener.zip(self.route).and_then(|(l, i)| l.router.get(i));
-        (
-            listener.map_or("", |l| &*l.name),
-            route.map_or("", |r| &*r.name),
-            route.map_or("", |r| &*r.cluster),
-        )
+    fn names(&self) -> (&str, &str, &str) {
+        match &self.labels {
+            Some(labels) => (&labels.listener, &labels.route, &labels.cluster),
+            None => ("", "", ""),
+        }
     }
 }
 
@@ -165,7 +163,7 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         }),
         _ => false,
     };
-    if let Some(metrics) = &exchange.runtime.metrics
+    if let Some(metrics) = &exchange.metrics
         && let Some(reason) = reason
     {
         let (listener, route, cluster) = exchange.names();
@@ -186,15 +184,13 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
             trace_id: exemplar.as_deref(),
         });
     }
-    if let Some(entry) = exchange.entry.as_deref_mut()
-        && exchange.runtime.access_log.enabled()
-    {
+    if let (Some(entry), Some(log)) = (exchange.entry.as_deref_mut(), &exchange.log) {
         entry.status = status;
         entry.reason = reason;
         entry.duration_ms = elapsed.as_micros() as f64 / 1000.0;
         entry.bytes_in = bytes_in;
         entry.bytes_out = bytes_out;
-        exchange.runtime.access_log.record(entry);
+        log.record(entry);
     }
 }
 

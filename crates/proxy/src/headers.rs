@@ -5,14 +5,17 @@
 use http::Version;
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
-/// Hop-by-hop fields that never cross the proxy, whatever `Connection` says.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// Hop-by-hop fields that never cross the proxy, whatever `Connection` says. `Close` is a
+/// reserved field name (RFC 9110 §18.4: it would clash with the `close` connection option, so
+/// a `Connection: close` names it, and the HTTP/1 parser does not keep that line in the map).
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("close"),
 ];
 
 /// Joins the separate `cookie` fields an HTTP/2 client may send into the single field an
@@ -59,13 +62,20 @@ pub(crate) fn plain_connection(headers: &HeaderMap) -> Option<PlainConnection> {
     let (Some(line), None) = (lines.next(), lines.next()) else {
         return None;
     };
-    let token = line.as_bytes().trim_ascii();
-    if token.eq_ignore_ascii_case(b"keep-alive") {
-        Some(PlainConnection::KeepAlive)
-    } else if token.eq_ignore_ascii_case(b"close") {
-        Some(PlainConnection::Close)
-    } else {
-        None
+    PlainConnection::of(line.as_bytes())
+}
+
+impl PlainConnection {
+    /// What one `Connection` line says, if it is only `keep-alive` or `close`.
+    pub(crate) fn of(line: &[u8]) -> Option<Self> {
+        let token = line.trim_ascii();
+        if token.eq_ignore_ascii_case(b"keep-alive") {
+            Some(Self::KeepAlive)
+        } else if token.eq_ignore_ascii_case(b"close") {
+            Some(Self::Close)
+        } else {
+            None
+        }
     }
 }
 
@@ -117,7 +127,7 @@ impl<'a> Iterator for ListItems<'a> {
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds which hop-by-hop fields there are; most messages carry
     // none or only `Connection`, and a field that is not there costs no lookup.
-    let mut present = [false; 6];
+    let mut present = [false; 7];
     for name in headers.keys() {
         // In `HOP_BY_HOP`'s order; a match on the text is a length switch and one compare.
         let i = match name.as_str() {
@@ -127,12 +137,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             "te" => 3,
             "transfer-encoding" => 4,
             "upgrade" => 5,
+            "close" => 6,
             _ => continue,
         };
         present[i] = true;
     }
-    let [connection, _, _, te, _, _] = present; // in `HOP_BY_HOP`'s order
-    // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`) need no entry
+    let [connection, _, _, te, _, _, _] = present; // in `HOP_BY_HOP`'s order
+    // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`, `close`) need no entry
     // here: those go anyway. Only other names are collected (no allocation otherwise).
     let mut named: Vec<HeaderName> = Vec::new();
     if connection && plain_connection(headers).is_none() {
@@ -326,6 +337,20 @@ mod tests {
             plain(&[("connection", "close"), ("connection", "x-hop")]),
             None
         );
+    }
+
+    #[test]
+    fn a_close_field_goes_with_connection_close_however_it_came() {
+        for connection in ["close", "close, x-hop"] {
+            let mut h = map(&[("connection", connection), ("close", "1"), ("x-kept", "1")]);
+            remove_hop_by_hop(&mut h, false);
+            assert!(h.get("close").is_none(), "{connection}");
+            assert!(h.get("x-kept").is_some());
+        }
+        // As the HTTP/1 parser leaves it: `Connection: close` noted, not in the map.
+        let mut h = map(&[("close", "1")]);
+        remove_hop_by_hop(&mut h, false);
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -117,24 +117,12 @@ impl<R> Router<R> {
 
     /// The first route whose conditions hold for `request`.
     pub fn route<B>(&self, request: &Request<B>) -> Option<&R> {
-        self.find(request).map(|(_, route)| route)
-    }
-
-    /// The first route whose conditions hold for `request`, with its index (for [`get`]).
-    ///
-    /// [`get`]: Self::get
-    pub fn find<B>(&self, request: &Request<B>) -> Option<(usize, &R)> {
         let host = request_host(request);
         let host = strip_port(host.unwrap_or(""));
         self.routes
             .iter()
-            .position(|(matcher, _)| matcher.matches(request, host))
-            .map(|index| (index, &self.routes[index].1))
-    }
-
-    /// The route at `index`, in declared order.
-    pub fn get(&self, index: usize) -> Option<&R> {
-        self.routes.get(index).map(|(_, route)| route)
+            .find(|(matcher, _)| matcher.matches(request, host))
+            .map(|(_, route)| route)
     }
 
     /// Every route's attachment, in order.

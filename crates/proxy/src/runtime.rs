@@ -17,13 +17,15 @@ use crate::cluster::{Cluster, ClusterStatus};
 use crate::drain::Drain;
 use crate::health;
 use crate::router::{RouteMatcher, Router};
-use crate::stack::{self, RouteEntry, RouteStatus};
+use crate::stack::{self, Labels, RouteEntry, RouteStatus};
 use crate::tcp::TcpForward;
 
 /// One listener's compiled rules.
 pub struct ListenerRuntime {
     /// Listener name, for logs.
     pub name: Arc<str>,
+    /// What an exchange no route took is counted under.
+    pub unrouted: Arc<Labels>,
     /// The listener's config (timeouts are read per connection).
     pub config: config::Listener,
     /// Its routes.
@@ -112,6 +114,7 @@ impl Runtime {
         let mut listeners = HashMap::new();
         for listener in &config.listeners {
             let address = config::parse_listen_address(&listener.address)?;
+            let name: Arc<str> = listener.name.as_str().into();
             let mut routes = Vec::with_capacity(listener.routes.len());
             let previous_routes = previous.and_then(|p| p.listeners.get(&address));
             for route in &listener.routes {
@@ -126,6 +129,7 @@ impl Runtime {
                 routes.push((
                     RouteMatcher::compile(&route.matches),
                     stack::build(
+                        &name,
                         route,
                         Arc::clone(cluster),
                         &by_name,
@@ -158,7 +162,12 @@ impl Runtime {
             listeners.insert(
                 address,
                 ListenerRuntime {
-                    name: listener.name.as_str().into(),
+                    unrouted: Arc::new(Labels {
+                        listener: name.clone(),
+                        route: "".into(),
+                        cluster: "".into(),
+                    }),
+                    name,
                     config: listener.clone(),
                     router: Router::new(routes),
                     metrics: metered.map(|m| m.listener(&listener.name)),

@@ -47,6 +47,16 @@ impl<L: Layer> Handles for L {
 pub type RouteFuture =
     Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send + 'static>>;
 
+/// The names an exchange is counted under (`watertight_proxy_errors_total`): its listener's,
+/// its route's and its cluster's (empty when unrouted). Made once per route (and once per
+/// listener for unrouted requests), so an exchange holds them with one reference.
+#[derive(Debug)]
+pub struct Labels {
+    pub listener: Arc<str>,
+    pub route: Arc<str>,
+    pub cluster: Arc<str>,
+}
+
 /// A route as the router hands it to the edge.
 #[derive(Clone)]
 pub struct RouteEntry {
@@ -58,6 +68,8 @@ pub struct RouteEntry {
     pub service: RouteService,
     /// Its golden-signal metrics, when metrics are on.
     pub metrics: Option<Arc<RouteMetrics>>,
+    /// Its listener's, its own and its cluster's names, as its exchanges are counted.
+    pub labels: Arc<Labels>,
     /// Its bulkhead, if it has one (read by the admin API and metrics).
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its retry policy, if it retries (read by the admin API).
@@ -145,6 +157,7 @@ pub fn call(service: RouteService, request: Request<ProxyBody>, arrival: Arrival
 /// retry budget carry over while their config is unchanged, so a reload neither doubles a
 /// route's concurrency nor refills its budget.
 pub fn build(
+    listener: &Arc<str>,
     route: &config::Route,
     cluster: Arc<Cluster>,
     clusters: &HashMap<&str, &Arc<Cluster>>,
@@ -239,8 +252,14 @@ pub fn build(
         };
         service = layered(WithFallback::new(service, Arc::new(chain)));
     }
+    let name: Arc<str> = route.name.as_str().into();
     Ok(RouteEntry {
-        name: route.name.as_str().into(),
+        labels: Arc::new(Labels {
+            listener: listener.clone(),
+            route: name.clone(),
+            cluster: cluster_name.clone(),
+        }),
+        name,
         metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
         cluster: cluster_name,
         service,

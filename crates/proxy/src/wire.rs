@@ -60,7 +60,10 @@ pub fn chunked_last(headers: &HeaderMap) -> bool {
 pub fn persistent(version: Version, headers: &HeaderMap, noted: Noted) -> bool {
     let mut close = false;
     let mut keep_alive = false;
-    if noted.connection {
+    if let Some(plain) = noted.plain_connection {
+        close = plain == PlainConnection::Close;
+        keep_alive = plain == PlainConnection::KeepAlive;
+    } else if noted.connection {
         match plain_connection(headers) {
             Some(PlainConnection::Close) => close = true,
             Some(PlainConnection::KeepAlive) => keep_alive = true,
@@ -81,6 +84,11 @@ pub fn persistent(version: Version, headers: &HeaderMap, noted: Noted) -> bool {
 /// none of them, and each lookup hashes and probes the map).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Noted {
+    /// A lone `Connection: keep-alive` or `close`, left out of the map: it says only whether
+    /// the connection persists, and being hop-by-hop it would be removed before the message
+    /// is forwarded (a lookup and a removal on every message).
+    pub plain_connection: Option<PlainConnection>,
+    /// A `Connection` field is in the map (any other, or more than one line).
     pub connection: bool,
     pub content_length: bool,
     pub transfer_encoding: bool,
@@ -188,6 +196,8 @@ impl FieldSpans {
     pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<(HeaderMap, Noted), BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
         let mut noted = Noted::default();
+        // The plain `Connection` line held out of the map, until a second line would need it.
+        let mut held = None;
         let inline = self.count.min(INLINE_FIELDS);
         for &[name_start, name_end, value_start, value_end] in
             self.inline[..inline].iter().chain(&self.more)
@@ -201,6 +211,19 @@ impl FieldSpans {
                 head.slice(value_start as usize..value_end as usize),
             )
             .map_err(|_| BadField::Value)?;
+            if name == header::CONNECTION {
+                if !noted.connection && held.is_none() {
+                    if let Some(plain) = PlainConnection::of(value.as_bytes()) {
+                        noted.plain_connection = Some(plain);
+                        held = Some(value);
+                        continue;
+                    }
+                } else if let Some(first) = held.take() {
+                    // More than one line: the list is read from the map, all of it.
+                    noted.plain_connection = None;
+                    headers.append(header::CONNECTION, first);
+                }
+            }
             noted.note(&name);
             headers.append(name, value);
         }
@@ -282,7 +305,8 @@ mod tests {
 
     #[test]
     fn framing_fields_are_noted_whatever_their_case() {
-        let text = b"Connection: close\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
+        let text =
+            b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
                      te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\n\r\n";
         let mut parsed = [httparse::EMPTY_HEADER; 8];
         let httparse::Status::Complete((_, fields)) =
@@ -293,6 +317,7 @@ mod tests {
         let head = Bytes::from_static(text);
         let (_, noted) = FieldSpans::of(text, fields).to_map(&head, 0).unwrap();
         let all = Noted {
+            plain_connection: None,
             connection: true,
             content_length: true,
             transfer_encoding: true,
@@ -315,6 +340,47 @@ mod tests {
         assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
         assert!(one(b"TE: x\r\n\r\n").te);
         assert!(!one(b"TE: x\r\n\r\n").transfer_encoding);
+    }
+
+    /// The fields of `text` (a head's field lines) as `to_map` makes them.
+    fn mapped(text: &'static [u8]) -> (HeaderMap, Noted) {
+        let mut parsed = [httparse::EMPTY_HEADER; 8];
+        let httparse::Status::Complete((_, fields)) =
+            httparse::parse_headers(text, &mut parsed).unwrap()
+        else {
+            panic!("complete");
+        };
+        FieldSpans::of(text, fields)
+            .to_map(&Bytes::from_static(text), 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lone_plain_connection_line_is_noted_and_left_out_of_the_map() {
+        let (map, noted) = mapped(b"Host: a\r\nConnection: Keep-Alive\r\n\r\n");
+        assert_eq!(noted.plain_connection, Some(PlainConnection::KeepAlive));
+        assert!(!noted.connection);
+        assert!(map.get(header::CONNECTION).is_none());
+        assert_eq!(map.len(), 1);
+        assert!(persistent(Version::HTTP_10, &map, noted));
+        let (map, noted) = mapped(b"connection: close\r\n\r\n");
+        assert_eq!(noted.plain_connection, Some(PlainConnection::Close));
+        assert!(!persistent(Version::HTTP_11, &map, noted));
+    }
+
+    #[test]
+    fn other_connection_lines_stay_in_the_map_all_of_them() {
+        let (map, noted) = mapped(b"Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+        assert_eq!(noted.plain_connection, None);
+        assert!(noted.connection);
+        assert_eq!(map[header::CONNECTION], "upgrade");
+        // A plain first line, then another: both are in the map, in order, and read as a list.
+        let (map, noted) = mapped(b"Connection: close\r\nx-a: 1\r\nConnection: x-hop\r\n\r\n");
+        assert_eq!(noted.plain_connection, None);
+        assert!(noted.connection);
+        let lines: Vec<_> = map.get_all(header::CONNECTION).iter().collect();
+        assert_eq!(lines, ["close", "x-hop"]);
+        assert!(!persistent(Version::HTTP_11, &map, noted));
     }
 
     #[test]

@@ -159,8 +159,7 @@ pub fn parse_response(
         // Values are slices of the head's bytes, shared rather than copied.
         let spans = FieldSpans::of(buf, parsed.headers);
         let head = buf.split_to(length).freeze();
-        // Room for the `Via` the proxy adds (a keep-alive answer's `Connection`, which goes,
-        // frees another).
+        // Room for the `Via` the proxy adds.
         let (mut headers, noted) = spans.to_map(&head, 1).map_err(|bad| match bad {
             BadField::Name => HeadError::Invalid("field name"),
             BadField::Value => HeadError::Invalid("field value"),

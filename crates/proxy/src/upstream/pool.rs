@@ -106,6 +106,8 @@ impl Pool {
 
     /// An idle connection still open, or none.
     pub fn take_idle(&self) -> Option<Connection> {
+        // The time this wake-up of the connection's task read (`clock.rs`): at most one poll,
+        // microseconds, older than a fresh read.
         let now = clock::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
