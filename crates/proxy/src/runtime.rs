@@ -120,18 +120,11 @@ impl Runtime {
             for route in &listener.routes {
                 let previous_route = previous_routes
                     .and_then(|l| l.router.routes().find(|r| *r.name == *route.name));
-                let cluster = by_name.get(route.cluster.as_str()).ok_or_else(|| {
-                    format!(
-                        "route {:?} points to undefined cluster {:?}",
-                        route.name, route.cluster
-                    )
-                })?;
                 routes.push((
                     RouteMatcher::compile(&route.matches),
                     stack::build(
                         &name,
                         route,
-                        Arc::clone(cluster),
                         &by_name,
                         tunnels.clone(),
                         metered.map(|m| m.as_ref()),

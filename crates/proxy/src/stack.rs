@@ -151,21 +151,27 @@ pub fn call(service: RouteService, request: Request<ProxyBody>, arrival: Arrival
     service.0.handle(request, arrival)
 }
 
-/// Builds the stack for `route`, which sends to `cluster` (and may fall back to another of
-/// `clusters`); metric handles come from `metrics` when metrics are on. `previous` is the
-/// same route in the snapshot being replaced: its bulkhead (with the requests it holds) and
-/// retry budget carry over while their config is unchanged, so a reload neither doubles a
-/// route's concurrency nor refills its budget.
+/// Builds the stack for `route` on `listener`, which sends to its cluster (and may fall back
+/// to another), both from `clusters`; metric handles come from `metrics` when metrics are on.
+/// `previous` is the same route in the snapshot being replaced: its bulkhead (with the
+/// requests it holds) and retry budget carry over while their config is unchanged, so a
+/// reload neither doubles a route's concurrency nor refills its budget.
 pub fn build(
     listener: &Arc<str>,
     route: &config::Route,
-    cluster: Arc<Cluster>,
     clusters: &HashMap<&str, &Arc<Cluster>>,
     tunnels: Drain,
     metrics: Option<&Metrics>,
     previous: Option<&RouteEntry>,
     cache: Option<&Arc<SharedCache>>,
 ) -> Result<RouteEntry, String> {
+    let cluster = clusters.get(route.cluster.as_str()).ok_or_else(|| {
+        format!(
+            "route {:?} points to undefined cluster {:?}",
+            route.name, route.cluster
+        )
+    })?;
+    let cluster = Arc::clone(cluster);
     let timeout = match route.timeout {
         Some(timeout) => timeout.non_zero(),
         None => cluster.request_timeout(),
