@@ -305,17 +305,10 @@ mod tests {
 
     #[test]
     fn framing_fields_are_noted_whatever_their_case() {
-        let text =
+        let (_, noted) = mapped(
             b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
-                     te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\n\r\n";
-        let mut parsed = [httparse::EMPTY_HEADER; 8];
-        let httparse::Status::Complete((_, fields)) =
-            httparse::parse_headers(text, &mut parsed).unwrap()
-        else {
-            panic!("complete");
-        };
-        let head = Bytes::from_static(text);
-        let (_, noted) = FieldSpans::of(text, fields).to_map(&head, 0).unwrap();
+              te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\n\r\n",
+        );
         let all = Noted {
             plain_connection: None,
             connection: true,
@@ -326,16 +319,7 @@ mod tests {
         };
         assert_eq!(noted, all);
         // Each on its own.
-        let one = |field: &[u8]| {
-            let mut parsed = [httparse::EMPTY_HEADER; 2];
-            let httparse::Status::Complete((_, fields)) =
-                httparse::parse_headers(field, &mut parsed).unwrap()
-            else {
-                panic!("complete");
-            };
-            let head = Bytes::copy_from_slice(field);
-            FieldSpans::of(field, fields).to_map(&head, 0).unwrap().1
-        };
+        let one = |field: &'static [u8]| mapped(field).1;
         assert!(one(b"Content-Length: 1\r\n\r\n").content_length);
         assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
         assert!(one(b"TE: x\r\n\r\n").te);
@@ -426,15 +410,7 @@ mod tests {
         for other in [&b"HOST"[..], b"x-custom", b"Content-length", b"Hosts"] {
             assert_eq!(common_name(other), None);
         }
-        let text = b"HOST: a\r\nContent-length: 2\r\n\r\n";
-        let mut parsed = [httparse::EMPTY_HEADER; 4];
-        let httparse::Status::Complete((_, fields)) =
-            httparse::parse_headers(text, &mut parsed).unwrap()
-        else {
-            panic!("complete");
-        };
-        let head = Bytes::from_static(text);
-        let (map, noted) = FieldSpans::of(text, fields).to_map(&head, 0).unwrap();
+        let (map, noted) = mapped(b"HOST: a\r\nContent-length: 2\r\n\r\n");
         assert_eq!(map[header::HOST], "a");
         assert_eq!(map[header::CONTENT_LENGTH], "2");
         assert!(noted.content_length);
