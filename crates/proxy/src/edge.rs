@@ -145,11 +145,11 @@ where
         None => Err(ProxyError::new(ErrorKind::Draining)),
         Some(listener) => {
             if let Some(entry) = &mut entry {
-                entry.listener = listener.name.clone();
+                entry.listener = listener.name().clone();
             }
             match listener.router.route(&request) {
                 None => {
-                    labels = metered.then(|| listener.unrouted.clone());
+                    labels = metered.then(|| listener.labels.clone());
                     Err(ProxyError::new(ErrorKind::NoRoute))
                 }
                 Some(route) => {
@@ -159,8 +159,8 @@ where
                     }
                     labels = metered.then(|| route.labels.clone());
                     if let Some(entry) = &mut entry {
-                        entry.route = Some(route.name.clone());
-                        entry.cluster = Some(route.cluster.clone());
+                        entry.route = Some(route.name().clone());
+                        entry.cluster = Some(route.cluster().clone());
                     }
                     let request = prepare(request, &connection.forwarded_for);
                     // The route's deadline runs from here: queue waits and retries count.

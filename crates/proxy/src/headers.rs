@@ -47,22 +47,12 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
     list_items(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// The `Connection` field almost every HTTP/1 message carries: one line of one token.
+/// The `Connection` field almost every HTTP/1 message carries: one line of one token (the
+/// HTTP/1 parser notes it instead of putting it in the field map).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PlainConnection {
     KeepAlive,
     Close,
-}
-
-/// `Connection` when it is one line saying only `keep-alive` or `close` (any case): told by
-/// one lookup and one compare, without walking it as a list. `None` for anything else (no
-/// field, several lines, other tokens), which the caller walks.
-pub(crate) fn plain_connection(headers: &HeaderMap) -> Option<PlainConnection> {
-    let mut lines = headers.get_all(header::CONNECTION).iter();
-    let (Some(line), None) = (lines.next(), lines.next()) else {
-        return None;
-    };
-    PlainConnection::of(line.as_bytes())
 }
 
 impl PlainConnection {
@@ -146,7 +136,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Tokens naming the standard hop-by-hop fields (`keep-alive`, `upgrade`, `close`) need no entry
     // here: those go anyway. Only other names are collected (no allocation otherwise).
     let mut named: Vec<HeaderName> = Vec::new();
-    if connection && plain_connection(headers).is_none() {
+    if connection {
         for token in list_items(headers, &header::CONNECTION) {
             if HOP_BY_HOP
                 .iter()
@@ -320,23 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_connection_is_one_line_of_keep_alive_or_close() {
-        let plain = |pairs: &[(&str, &str)]| plain_connection(&map(pairs));
-        assert_eq!(
-            plain(&[("connection", " Keep-Alive ")]),
-            Some(PlainConnection::KeepAlive)
-        );
-        assert_eq!(
-            plain(&[("connection", "CLOSE")]),
-            Some(PlainConnection::Close)
-        );
-        assert_eq!(plain(&[]), None);
-        assert_eq!(plain(&[("connection", "keep-alive, x-hop")]), None);
-        assert_eq!(plain(&[("connection", "upgrade")]), None);
-        assert_eq!(
-            plain(&[("connection", "close"), ("connection", "x-hop")]),
-            None
-        );
+    fn a_plain_connection_line_is_keep_alive_or_close_alone() {
+        // Several lines are the parser's to tell (`wire::FieldSpans::to_map`).
+        let plain = |line: &str| PlainConnection::of(line.as_bytes());
+        assert_eq!(plain(" Keep-Alive "), Some(PlainConnection::KeepAlive));
+        assert_eq!(plain("CLOSE"), Some(PlainConnection::Close));
+        assert_eq!(plain(""), None);
+        assert_eq!(plain("keep-alive, x-hop"), None);
+        assert_eq!(plain("upgrade"), None);
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Proxy {
                 runtime
                     .listeners
                     .get(key)
-                    .map(|l| (l.name.to_string(), handle.local_addr))
+                    .map(|l| (l.name().to_string(), handle.local_addr))
             })
             .collect();
         out.sort();

@@ -22,10 +22,8 @@ use crate::tcp::TcpForward;
 
 /// One listener's compiled rules.
 pub struct ListenerRuntime {
-    /// Listener name, for logs.
-    pub name: Arc<str>,
-    /// What an exchange no route took is counted under.
-    pub unrouted: Arc<Labels>,
+    /// Its name (route and cluster empty): what an exchange no route took is counted under.
+    pub labels: Arc<Labels>,
     /// The listener's config (timeouts are read per connection).
     pub config: config::Listener,
     /// Its routes.
@@ -34,6 +32,13 @@ pub struct ListenerRuntime {
     pub metrics: Option<ListenerMetrics>,
     /// What a `tcp` listener forwards its connections to.
     pub tcp: Option<Arc<TcpForward>>,
+}
+
+impl ListenerRuntime {
+    /// Listener name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.labels.listener
+    }
 }
 
 /// Everything a request needs from the config, compiled.
@@ -119,7 +124,7 @@ impl Runtime {
             let previous_routes = previous.and_then(|p| p.listeners.get(&address));
             for route in &listener.routes {
                 let previous_route = previous_routes
-                    .and_then(|l| l.router.routes().find(|r| *r.name == *route.name));
+                    .and_then(|l| l.router.routes().find(|r| **r.name() == *route.name));
                 routes.push((
                     RouteMatcher::compile(&route.matches),
                     stack::build(
@@ -155,12 +160,11 @@ impl Runtime {
             listeners.insert(
                 address,
                 ListenerRuntime {
-                    unrouted: Arc::new(Labels {
-                        listener: name.clone(),
+                    labels: Arc::new(Labels {
+                        listener: name,
                         route: "".into(),
                         cluster: "".into(),
                     }),
-                    name,
                     config: listener.clone(),
                     router: Router::new(routes),
                     metrics: metered.map(|m| m.listener(&listener.name)),
@@ -210,7 +214,7 @@ impl Runtime {
         let mut routes: Vec<RouteStatus> = self
             .listeners
             .values()
-            .flat_map(|l| l.router.routes().map(|r| r.status(&l.name)))
+            .flat_map(|l| l.router.routes().map(RouteEntry::status))
             .collect();
         routes.sort_by(|a, b| (&a.listener, &a.route).cmp(&(&b.listener, &b.route)));
         routes

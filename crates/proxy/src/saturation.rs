@@ -216,8 +216,8 @@ impl Collector for Saturation {
                 listener.router.routes().filter_map(move |route| {
                     let bulkhead = route.bulkhead.as_ref()?;
                     let labels = RouteLabels {
-                        listener: listener.name.to_string(),
-                        route: route.name.to_string(),
+                        listener: listener.name().to_string(),
+                        route: route.name().to_string(),
                     };
                     Some((labels, bulkhead.as_ref()))
                 })

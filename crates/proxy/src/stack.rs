@@ -47,9 +47,10 @@ impl<L: Layer> Handles for L {
 pub type RouteFuture =
     Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send + 'static>>;
 
-/// The names an exchange is counted under (`watertight_proxy_errors_total`): its listener's,
-/// its route's and its cluster's (empty when unrouted). Made once per route (and once per
-/// listener for unrouted requests), so an exchange holds them with one reference.
+/// A route's names: its listener's, its own and its cluster's (the last two empty for what a
+/// listener answers unrouted). Made once per route (and once per listener), so an exchange
+/// that needs them for its error count (`watertight_proxy_errors_total`) holds them with one
+/// reference.
 #[derive(Debug)]
 pub struct Labels {
     pub listener: Arc<str>,
@@ -60,16 +61,12 @@ pub struct Labels {
 /// A route as the router hands it to the edge.
 #[derive(Clone)]
 pub struct RouteEntry {
-    /// Route name, for logs.
-    pub name: Arc<str>,
-    /// Its cluster's name, for logs.
-    pub cluster: Arc<str>,
+    /// Its listener's, its own and its cluster's names.
+    pub labels: Arc<Labels>,
     /// The service stack that answers it.
     pub service: RouteService,
     /// Its golden-signal metrics, when metrics are on.
     pub metrics: Option<Arc<RouteMetrics>>,
-    /// Its listener's, its own and its cluster's names, as its exchanges are counted.
-    pub labels: Arc<Labels>,
     /// Its bulkhead, if it has one (read by the admin API and metrics).
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its retry policy, if it retries (read by the admin API).
@@ -110,12 +107,22 @@ pub struct BulkheadStatus {
 }
 
 impl RouteEntry {
+    /// Route name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.labels.route
+    }
+
+    /// Its cluster's name.
+    pub fn cluster(&self) -> &Arc<str> {
+        &self.labels.cluster
+    }
+
     /// Its resilience state now, for the admin API.
-    pub fn status(&self, listener: &str) -> RouteStatus {
+    pub fn status(&self) -> RouteStatus {
         RouteStatus {
-            listener: listener.to_owned(),
-            route: self.name.to_string(),
-            cluster: self.cluster.to_string(),
+            listener: self.labels.listener.to_string(),
+            route: self.labels.route.to_string(),
+            cluster: self.labels.cluster.to_string(),
             bulkhead: self.bulkhead.as_ref().map(|b| BulkheadStatus {
                 in_flight: b.in_flight(),
                 limit: b.limit(),
@@ -258,16 +265,13 @@ pub fn build(
         };
         service = layered(WithFallback::new(service, Arc::new(chain)));
     }
-    let name: Arc<str> = route.name.as_str().into();
     Ok(RouteEntry {
+        metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
         labels: Arc::new(Labels {
             listener: listener.clone(),
-            route: name.clone(),
-            cluster: cluster_name.clone(),
+            route: route.name.as_str().into(),
+            cluster: cluster_name,
         }),
-        name,
-        metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
-        cluster: cluster_name,
         service,
         bulkhead,
         retry,

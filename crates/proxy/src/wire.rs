@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::Version;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::headers::{PlainConnection, list_items, plain_connection};
+use crate::headers::{PlainConnection, list_items};
 
 /// The `Content-Length` a message declares: `None` if it has none, an error unless every
 /// value (over all lines and comma-separated items) is the same non-negative number
@@ -64,15 +64,10 @@ pub fn persistent(version: Version, headers: &HeaderMap, noted: Noted) -> bool {
         close = plain == PlainConnection::Close;
         keep_alive = plain == PlainConnection::KeepAlive;
     } else if noted.connection {
-        match plain_connection(headers) {
-            Some(PlainConnection::Close) => close = true,
-            Some(PlainConnection::KeepAlive) => keep_alive = true,
-            None => {
-                for token in list_items(headers, &header::CONNECTION) {
-                    close |= token.eq_ignore_ascii_case("close");
-                    keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-                }
-            }
+        // Not a lone plain line (`to_map` holds that one out): read it as a list.
+        for token in list_items(headers, &header::CONNECTION) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
         }
     }
     let chunked_1_0 = version == Version::HTTP_10 && noted.transfer_encoding;
@@ -196,8 +191,8 @@ impl FieldSpans {
     pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<(HeaderMap, Noted), BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
         let mut noted = Noted::default();
-        // The plain `Connection` line held out of the map, until a second line would need it.
-        let mut held = None;
+        // A lone plain `Connection` line, held out of the map until a second line needs it.
+        let mut held: Option<(PlainConnection, HeaderValue)> = None;
         let inline = self.count.min(INLINE_FIELDS);
         for &[name_start, name_end, value_start, value_end] in
             self.inline[..inline].iter().chain(&self.more)
@@ -214,19 +209,18 @@ impl FieldSpans {
             if name == header::CONNECTION {
                 if !noted.connection && held.is_none() {
                     if let Some(plain) = PlainConnection::of(value.as_bytes()) {
-                        noted.plain_connection = Some(plain);
-                        held = Some(value);
+                        held = Some((plain, value));
                         continue;
                     }
-                } else if let Some(first) = held.take() {
+                } else if let Some((_, first)) = held.take() {
                     // More than one line: the list is read from the map, all of it.
-                    noted.plain_connection = None;
                     headers.append(header::CONNECTION, first);
                 }
             }
             noted.note(&name);
             headers.append(name, value);
         }
+        noted.plain_connection = held.map(|(plain, _)| plain);
         Ok((headers, noted))
     }
 }

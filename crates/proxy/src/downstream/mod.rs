@@ -214,7 +214,7 @@ impl Http1 {
                             &runtime.metrics,
                             runtime.listeners.get(&self.connection.listener),
                         ) {
-                            metrics.proxy_error(&listener.name, "", "", refusal.reason());
+                            metrics.proxy_error(listener.name(), "", "", refusal.reason());
                         }
                         let answer = head::refusal_response(refusal, &http_date());
                         let _ = self.writer.write_all(&answer).await;

@@ -111,8 +111,7 @@ impl Pool {
         let now = clock::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
-            if now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
-            {
+            if self.usable(&entry, now) {
                 return Some(entry.connection);
             }
         }
@@ -174,9 +173,13 @@ impl Pool {
     fn reap(&self) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|entry| {
-            now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
-        });
+        idle.retain(|entry| self.usable(entry, now));
+    }
+
+    /// Whether an idle connection may still be handed out at `now`: idle for less than the
+    /// idle timeout, and not closed by the upstream.
+    fn usable(&self, entry: &Idle, now: Instant) -> bool {
+        now.duration_since(entry.since) < self.idle_timeout && still_open(&entry.connection)
     }
 }
 
