@@ -20,6 +20,7 @@ use crate::access_log::{self, Entry};
 use crate::activity::Activity;
 use crate::body::{ByteCount, Observed, ProxyBody, boxed, empty, full};
 use crate::clock;
+use crate::downstream::ClientUpgrade;
 use crate::error::{BoxError, ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::fallback::Degraded;
@@ -169,7 +170,7 @@ where
                         client: connection.client,
                         note_endpoint: runtime.access_log.enabled(),
                     };
-                    Ok(route.call(request, arrival))
+                    Ok(route.start(request, arrival))
                 }
             }
         }
@@ -193,7 +194,7 @@ where
         activity,
     });
     let outcome = match call {
-        Ok(answer) => answer.await,
+        Ok(started) => started.answer().await,
         Err(error) => Err(error),
     };
 
@@ -228,9 +229,14 @@ where
 
 /// Applies the intermediary rules to a request about to be forwarded.
 fn prepare(mut request: Request<ProxyBody>, client: &HeaderValue) -> Request<ProxyBody> {
-    let upgrade = headers::is_upgrade_request(request.headers());
+    // The client connection offers to hand itself over only for an upgrade request (HTTP/1);
+    // the fields are read only then.
+    let upgrade = request.extensions().get::<ClientUpgrade>().is_some()
+        && headers::is_upgrade_request(request.headers());
     // The client's `Host` (shared, not copied), else its URI's authority (HTTP/2).
-    let host = match request.headers().get(HOST) {
+    let sent_host = request.headers().get(HOST);
+    let had_host = sent_host.is_some();
+    let host = match sent_host {
         Some(host) if host.to_str().is_ok() => Some(host.clone()),
         _ => request
             .uri()
@@ -239,11 +245,13 @@ fn prepare(mut request: Request<ProxyBody>, client: &HeaderValue) -> Request<Pro
     };
     let version = request.version();
     let fields = request.headers_mut();
-    headers::remove_hop_by_hop(fields, upgrade);
+    // `Connection` may have named `Host` itself.
+    let named_others = headers::remove_hop_by_hop(fields, upgrade);
     headers::append_forwarded(fields, client, "http", host.as_ref());
     headers::append_via(fields, version);
     // HTTP/2 clients carry the host in :authority only; HTTP/1.1 upstreams need `Host`.
-    if !fields.contains_key(HOST)
+    if (!had_host || named_others)
+        && !fields.contains_key(HOST)
         && let Some(host) = host
     {
         fields.insert(HOST, host);

@@ -58,13 +58,13 @@ impl Forward {
 
 impl Layer for Forward {
     fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
-        let this = self.clone();
-        Box::pin(async move { this.forward(request, arrival).await })
+        Box::pin(self.clone().forward(request, arrival))
     }
 }
 
 impl Forward {
-    async fn forward(
+    /// Sends `request` to an endpoint and returns its answer, the body still streaming.
+    pub(crate) async fn forward(
         self,
         mut request: Request<ProxyBody>,
         arrival: Arrival,
@@ -151,9 +151,12 @@ impl Forward {
             error.at_endpoint(&endpoint.address)
         };
 
-        let downstream_upgrade = headers::is_upgrade_request(request.headers())
-            .then(|| request.extensions_mut().remove::<ClientUpgrade>())
-            .flatten();
+        // Offered by the client connection for an upgrade request only (no field lookups
+        // for the others); the fields still have to ask for it.
+        let downstream_upgrade = request
+            .extensions_mut()
+            .remove::<ClientUpgrade>()
+            .filter(|_| headers::is_upgrade_request(request.headers()));
         self.aim(&mut request, &slot)?;
         if let Some(trace) = request.extensions().get::<Arc<RequestTrace>>().cloned()
             && let Some(attempt) = trace.begin_attempt(request.headers_mut())
@@ -231,43 +234,39 @@ impl Forward {
 
     /// Points the request at the chosen endpoint, in the cluster's HTTP version.
     ///
-    /// HTTP/1.1: the URI names the endpoint (the request line carries only the path) and
-    /// `Host` says which site. HTTP/2: the URI's authority becomes `:authority`, so it carries
-    /// the site (the rewrite, or the client's host) and `Host` is dropped; the endpoint's
-    /// connector dials the endpoint whatever the URI says.
+    /// HTTP/1.1: the request line carries only the URI's path, and `Host` says which site
+    /// (the endpoint's connection writes its own `host:port` if there is none): the URI is
+    /// left as it is. HTTP/2: the URI's authority becomes `:authority`, so it carries the site
+    /// (the rewrite, or the client's host) and `Host` is dropped; the endpoint's connector
+    /// dials the endpoint whatever the URI says.
     fn aim(&self, request: &mut Request<ProxyBody>, slot: &InFlight) -> Result<(), ProxyError> {
+        if let Some(host) = self.cluster.host_rewrite() {
+            request.headers_mut().insert(HOST, host.clone());
+        }
+        if self.cluster.protocol() == UpstreamProtocol::Http1 {
+            if request.version() == Version::HTTP_2 {
+                headers::join_cookies(request.headers_mut());
+            }
+            *request.version_mut() = Version::HTTP_11;
+            return Ok(());
+        }
         let path = request
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        if let Some(host) = self.cluster.host_rewrite() {
-            request.headers_mut().insert(HOST, host.clone());
-        }
-        let endpoint = &slot.endpoint().authority;
-        let (authority, version) = match self.cluster.protocol() {
-            UpstreamProtocol::Http1 => {
-                if request.version() == Version::HTTP_2 {
-                    headers::join_cookies(request.headers_mut());
-                }
-                (endpoint.clone(), Version::HTTP_11)
-            }
-            UpstreamProtocol::Http2 => {
-                let site = request
-                    .headers_mut()
-                    .remove(HOST)
-                    .and_then(|host| Authority::try_from(host.as_bytes()).ok())
-                    .unwrap_or_else(|| endpoint.clone());
-                (site, Version::HTTP_2)
-            }
-        };
+        let authority = request
+            .headers_mut()
+            .remove(HOST)
+            .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+            .unwrap_or_else(|| slot.endpoint().authority.clone());
         *request.uri_mut() = Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(authority)
             .path_and_query(path)
             .build()
             .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
-        *request.version_mut() = version;
+        *request.version_mut() = Version::HTTP_2;
         Ok(())
     }
 }

@@ -113,8 +113,9 @@ impl<'a> Iterator for ListItems<'a> {
 
 /// Removes hop-by-hop fields. With `keep_upgrade`, `Upgrade` and `Connection: upgrade` stay
 /// (the proxy tunnels the upgrade end to end). `TE: trailers` is kept when asked for, as
-/// gRPC and other trailer users need it.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// gRPC and other trailer users need it. True if `Connection` named other fields (which are
+/// gone too, whatever they were).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     // One pass over the names finds which hop-by-hop fields there are; most messages carry
     // none or only `Connection`, and a field that is not there costs no lookup.
     let mut present = [false; 7];
@@ -151,6 +152,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     let wants_trailers =
         te && list_items(headers, &header::TE).any(|t| t.eq_ignore_ascii_case("trailers"));
+    let named_others = !named.is_empty();
     for name in named {
         headers.remove(&name);
     }
@@ -166,6 +168,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if wants_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    named_others
 }
 
 /// The `Via` protocol version for a message received with `version`.

@@ -28,9 +28,16 @@ use crate::forward::Forward;
 use crate::retry::{RetryPolicy, Retrying};
 
 /// A route's request handling (a layer and, through it, the layers inside), shared by every
-/// request: calling it costs one allocation, the future's.
+/// request: calling it costs one allocation, the future's. A route with no layer but the
+/// forward to its cluster is kept as that, so that the edge can run it in place, with none.
 #[derive(Clone)]
-pub struct RouteService(Arc<dyn Handles>);
+pub struct RouteService(Service);
+
+#[derive(Clone)]
+enum Service {
+    Forward(Forward),
+    Layered(Arc<dyn Handles>),
+}
 
 /// [`Layer`] without `Clone`, so that it can sit behind a pointer.
 trait Handles: Send + Sync + 'static {
@@ -135,9 +142,31 @@ impl RouteEntry {
 }
 
 impl RouteEntry {
-    /// Runs `request`, which arrived as `arrival` says, through the route's stack.
-    pub fn call(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
-        call(self.service.clone(), request, arrival)
+    /// Starts `request`, which arrived as `arrival` says, on the route's stack.
+    pub fn start(&self, request: Request<ProxyBody>, arrival: Arrival) -> Started {
+        match &self.service.0 {
+            Service::Forward(forward) => Started::InPlace(forward.clone(), request, arrival),
+            Service::Layered(_) => Started::Boxed(call(self.service.clone(), request, arrival)),
+        }
+    }
+}
+
+/// A request started on its route: a layered stack's boxed future, or a lone forward whose
+/// future is made where this is awaited (inside the caller's, not allocated on its own).
+// The request makes one variant large; boxing it would cost the allocation this saves.
+#[allow(clippy::large_enum_variant)]
+pub enum Started {
+    InPlace(Forward, Request<ProxyBody>, Arrival),
+    Boxed(RouteFuture),
+}
+
+impl Started {
+    /// The route's answer.
+    pub async fn answer(self) -> Result<Response<ProxyBody>, ProxyError> {
+        match self {
+            Started::InPlace(forward, request, arrival) => forward.forward(request, arrival).await,
+            Started::Boxed(future) => future.await,
+        }
     }
 }
 
@@ -150,12 +179,20 @@ pub trait Layer: Clone + Send + Sync + 'static {
 
 /// `layer` as a route service.
 pub fn layered(layer: impl Layer) -> RouteService {
-    RouteService(Arc::new(layer))
+    RouteService(Service::Layered(Arc::new(layer)))
+}
+
+/// A forward to a cluster, with no layer around it, as a route service.
+pub fn forwarding(forward: Forward) -> RouteService {
+    RouteService(Service::Forward(forward))
 }
 
 /// Runs `request` through `service`. Layers call their inner service through this.
 pub fn call(service: RouteService, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
-    service.0.handle(request, arrival)
+    match service.0 {
+        Service::Forward(forward) => Layer::handle(&forward, request, arrival),
+        Service::Layered(layers) => layers.handle(request, arrival),
+    }
 }
 
 /// Builds the stack for `route` on `listener`, which sends to its cluster (and may fall back
@@ -184,7 +221,7 @@ pub fn build(
         None => cluster.request_timeout(),
     };
     let cluster_name: Arc<str> = cluster.name().into();
-    let mut service = layered(Forward::new(cluster, timeout, tunnels.clone()));
+    let mut service = forwarding(Forward::new(cluster, timeout, tunnels.clone()));
     let kept_retry = previous
         .filter(|p| {
             p.config.retry == route.retry
@@ -241,7 +278,7 @@ pub fn build(
                     .get(name.as_str())
                     .ok_or_else(|| format!("fallback cluster {name:?} is not defined"))?;
                 let timeout = other.request_timeout();
-                Some(layered(Forward::new(
+                Some(forwarding(Forward::new(
                     Arc::clone(other),
                     timeout,
                     tunnels.clone(),

@@ -191,8 +191,12 @@ impl FieldSpans {
     pub fn to_map(&self, head: &Bytes, extra: usize) -> Result<(HeaderMap, Noted), BadField> {
         let mut headers = HeaderMap::with_capacity(self.count + extra);
         let mut noted = Noted::default();
-        // A lone plain `Connection` line, held out of the map until a second line needs it.
-        let mut held: Option<(PlainConnection, HeaderValue)> = None;
+        // A lone plain `Connection` line, held out of the map (as where its value lies: it
+        // becomes a field value only if a second line needs it).
+        let mut held: Option<(PlainConnection, Range<usize>)> = None;
+        let value_of = |span: Range<usize>| {
+            HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| BadField::Value)
+        };
         let inline = self.count.min(INLINE_FIELDS);
         for &[name_start, name_end, value_start, value_end] in
             self.inline[..inline].iter().chain(&self.more)
@@ -202,23 +206,20 @@ impl FieldSpans {
                 Some(name) => name,
                 None => HeaderName::from_bytes(name).map_err(|_| BadField::Name)?,
             };
-            let value = HeaderValue::from_maybe_shared(
-                head.slice(value_start as usize..value_end as usize),
-            )
-            .map_err(|_| BadField::Value)?;
+            let span = value_start as usize..value_end as usize;
             if name == header::CONNECTION {
                 if !noted.connection && held.is_none() {
-                    if let Some(plain) = PlainConnection::of(value.as_bytes()) {
-                        held = Some((plain, value));
+                    if let Some(plain) = PlainConnection::of(&head[span.clone()]) {
+                        held = Some((plain, span));
                         continue;
                     }
                 } else if let Some((_, first)) = held.take() {
                     // More than one line: the list is read from the map, all of it.
-                    headers.append(header::CONNECTION, first);
+                    headers.append(header::CONNECTION, value_of(first)?);
                 }
             }
             noted.note(&name);
-            headers.append(name, value);
+            headers.append(name, value_of(span)?);
         }
         noted.plain_connection = held.map(|(plain, _)| plain);
         Ok((headers, noted))

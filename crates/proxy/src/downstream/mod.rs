@@ -103,7 +103,10 @@ async fn first_bytes(
     closing: &Closing,
 ) -> bool {
     loop {
+        // Readiness first: a connection with a request waiting does not register with
+        // `closing` only to unregister (`read_head` looked at it before this wait).
         tokio::select! {
+            biased;
             ready = reader.get_ref().readable() => if ready.is_err() { return false },
             () = closing.raised() => return false,
         }

@@ -61,7 +61,8 @@ pub async fn send(
     );
     let method = parts.method.clone();
     let mut head = Vec::with_capacity(512);
-    head::encode_request(&Request::from_parts(parts, ()), &mut head);
+    head::encode_request(&parts, pool.target(), &mut head);
+    drop(parts);
     let body = (framing != RequestFraming::Empty).then_some(body);
     let may_resend = body.is_none() && method.is_idempotent();
 

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version, request};
 
 use crate::wire::{
     BadField, FieldSpans, Noted, chunked_last, content_length, persistent, write_field,
@@ -57,26 +57,31 @@ pub fn frame_request(
     }
 }
 
-/// Writes the request line and fields of `request` (origin form), ending with the empty
-/// line. `Host` comes from the request's fields, else from its URI's authority.
-pub fn encode_request<B>(request: &Request<B>, out: &mut Vec<u8>) {
-    out.extend_from_slice(request.method().as_str().as_bytes());
+/// Writes the request line and fields of `request` (origin form: only its URI's path and
+/// query), ending with the empty line. `Host` comes from the request's fields, else it is
+/// `endpoint` (the `host:port` the request goes to).
+pub fn encode_request(request: &request::Parts, endpoint: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(if target.is_empty() {
         b"/"
     } else {
         target.as_bytes()
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let headers = request.headers();
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = request.uri().authority()
-    {
-        write_field(out, b"host", authority.as_str().as_bytes());
-    }
-    for (name, value) in headers {
+    // Whether `Host` is there is noted on the way through the fields (no lookup); the rare
+    // request without one gets the endpoint's, first.
+    let fields_at = out.len();
+    let mut has_host = false;
+    for (name, value) in &request.headers {
+        has_host |= name == header::HOST;
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !has_host {
+        let mut host = Vec::new();
+        write_field(&mut host, b"host", endpoint.as_bytes());
+        out.splice(fields_at..fields_at, host);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -235,16 +240,16 @@ mod tests {
     }
 
     #[test]
-    fn request_line_fields_and_host_from_the_uri() {
-        let request = Request::builder()
+    fn request_line_fields_and_the_endpoint_as_host_when_none_is_given() {
+        let request = http::Request::builder()
             .method(Method::POST)
-            .uri("http://10.0.0.1:8080/a/b?c=d")
+            .uri("http://client.example/a/b?c=d")
             .header("x-one", "1")
             .header("x-one", "2")
             .body(())
             .unwrap();
         let mut out = Vec::new();
-        encode_request(&request, &mut out);
+        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /a/b?c=d HTTP/1.1\r\nhost: 10.0.0.1:8080\r\nx-one: 1\r\nx-one: 2\r\n\r\n"
@@ -252,14 +257,14 @@ mod tests {
     }
 
     #[test]
-    fn a_host_field_is_kept_over_the_uri() {
-        let request = Request::builder()
+    fn a_host_field_is_kept_over_the_endpoint() {
+        let request = http::Request::builder()
             .uri("http://10.0.0.1:8080")
             .header("host", "example.com")
             .body(())
             .unwrap();
         let mut out = Vec::new();
-        encode_request(&request, &mut out);
+        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.1\r\nhost: example.com\r\n\r\n"

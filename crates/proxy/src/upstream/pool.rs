@@ -104,6 +104,11 @@ impl Pool {
         }
     }
 
+    /// The `host:port` this pool dials.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// An idle connection still open, or none.
     pub fn take_idle(&self) -> Option<Connection> {
         // The time this wake-up of the connection's task read (`clock.rs`): at most one poll,
