@@ -80,11 +80,13 @@ impl Connection {
     }
 }
 
-/// Handles one request from a client connection.
-pub async fn handle<B>(
-    connection: Arc<Connection>,
+/// Handles one request from a client connection. What needs the connection and the config
+/// snapshot (routing, starting the route, the exchange's record) is done at the call; the
+/// future owns what it needs for the rest, so it holds neither.
+pub fn handle<B>(
+    connection: &Connection,
     mut request: Request<B>,
-) -> Result<Response<ExchangeBody>, Infallible>
+) -> impl Future<Output = Result<Response<ExchangeBody>, Infallible>> + Send + use<B>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -92,7 +94,8 @@ where
     let started = clock::now();
     let client_version = request.version();
     let activity = connection.activity.start_request(started);
-    let runtime = connection.runtime.load_full();
+    // Borrowed for the call only: no reference count to take and give back.
+    let runtime = connection.runtime.load();
     let mut trace = runtime.tracer.as_ref().map(|t| t.begin(request.headers()));
     let log_ids = trace
         .as_ref()
@@ -193,38 +196,40 @@ where
         degraded: false,
         activity,
     });
-    let outcome = match call {
-        Ok(started) => started.answer().await,
-        Err(error) => Err(error),
-    };
+    async move {
+        let outcome = match call {
+            Ok(started) => started.answer().await,
+            Err(error) => Err(error),
+        };
 
-    let mut response = match outcome {
-        Ok(response) => {
-            let pending = exchange.get();
-            if let Some(entry) = &mut pending.entry {
-                entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+        let mut response = match outcome {
+            Ok(response) => {
+                let pending = exchange.get();
+                if let Some(entry) = &mut pending.entry {
+                    entry.upstream = response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+                }
+                if let Some(Degraded(reason)) = response.extensions().get::<Degraded>() {
+                    // A fallback answer: log the failure it stands in for.
+                    pending.reason = Some(reason);
+                    pending.degraded = true;
+                }
+                response
             }
-            if let Some(Degraded(reason)) = response.extensions().get::<Degraded>() {
-                // A fallback answer: log the failure it stands in for.
-                pending.reason = Some(reason);
-                pending.degraded = true;
+            Err(error) => {
+                let pending = exchange.get();
+                tracing::debug!(%error, "proxy answered itself");
+                if let Some(entry) = &mut pending.entry {
+                    entry.upstream = error.endpoint().cloned();
+                }
+                pending.reason = Some(error.kind().reason());
+                error_response(error.kind(), error.suggested_wait())
             }
-            response
-        }
-        Err(error) => {
-            let pending = exchange.get();
-            tracing::debug!(%error, "proxy answered itself");
-            if let Some(entry) = &mut pending.entry {
-                entry.upstream = error.endpoint().cloned();
-            }
-            pending.reason = Some(error.kind().reason());
-            error_response(error.kind(), error.suggested_wait())
-        }
-    };
-    // Answer in the client's HTTP version, whatever the upstream spoke.
-    *response.version_mut() = client_version;
-    exchange.get().status = response.status().as_u16();
-    Ok(response.map(|body| exchange.respond(body)))
+        };
+        // Answer in the client's HTTP version, whatever the upstream spoke.
+        *response.version_mut() = client_version;
+        exchange.get().status = response.status().as_u16();
+        Ok(response.map(|body| exchange.respond(body)))
+    }
 }
 
 /// Applies the intermediary rules to a request about to be forwarded.

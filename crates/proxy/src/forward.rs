@@ -29,7 +29,6 @@ use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::retry::AttemptPlan;
-use crate::stack::{Layer, RouteFuture};
 use crate::upstream::Upgraded;
 
 /// The endpoint that answered, put in the response's extensions when the request's
@@ -56,16 +55,10 @@ impl Forward {
     }
 }
 
-impl Layer for Forward {
-    fn handle(&self, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
-        Box::pin(self.clone().forward(request, arrival))
-    }
-}
-
 impl Forward {
     /// Sends `request` to an endpoint and returns its answer, the body still streaming.
     pub(crate) async fn forward(
-        self,
+        &self,
         mut request: Request<ProxyBody>,
         arrival: Arrival,
     ) -> Result<Response<ProxyBody>, ProxyError> {

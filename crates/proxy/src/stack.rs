@@ -35,7 +35,7 @@ pub struct RouteService(Service);
 
 #[derive(Clone)]
 enum Service {
-    Forward(Forward),
+    Forward(Arc<Forward>),
     Layered(Arc<dyn Handles>),
 }
 
@@ -156,7 +156,7 @@ impl RouteEntry {
 // The request makes one variant large; boxing it would cost the allocation this saves.
 #[allow(clippy::large_enum_variant)]
 pub enum Started {
-    InPlace(Forward, Request<ProxyBody>, Arrival),
+    InPlace(Arc<Forward>, Request<ProxyBody>, Arrival),
     Boxed(RouteFuture),
 }
 
@@ -184,13 +184,15 @@ pub fn layered(layer: impl Layer) -> RouteService {
 
 /// A forward to a cluster, with no layer around it, as a route service.
 pub fn forwarding(forward: Forward) -> RouteService {
-    RouteService(Service::Forward(forward))
+    RouteService(Service::Forward(Arc::new(forward)))
 }
 
 /// Runs `request` through `service`. Layers call their inner service through this.
 pub fn call(service: RouteService, request: Request<ProxyBody>, arrival: Arrival) -> RouteFuture {
     match service.0 {
-        Service::Forward(forward) => Layer::handle(&forward, request, arrival),
+        Service::Forward(forward) => {
+            Box::pin(async move { forward.forward(request, arrival).await })
+        }
         Service::Layered(layers) => layers.handle(request, arrival),
     }
 }

@@ -137,7 +137,7 @@ async fn serve_h2(
 ) {
     let activity = connection.activity.clone();
     let io = TokioIo::new(Watched::new(Rewind::new(preface, stream), activity));
-    let service = service_fn(move |request| edge::handle(connection.clone(), request));
+    let service = service_fn(move |request| edge::handle(&connection, request));
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     let served = builder.serve_connection(io, service);
@@ -349,7 +349,7 @@ impl Http1 {
         go_ahead: &mut Option<Arc<Notify>>,
     ) -> Option<Response<ExchangeBody>> {
         // Pinned where it is made.
-        let mut handling = std::pin::pin!(edge::handle(self.connection.clone(), request));
+        let mut handling = std::pin::pin!(edge::handle(&self.connection, request));
         loop {
             let continued = async {
                 match go_ahead.as_ref() {
