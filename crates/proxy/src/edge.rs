@@ -28,6 +28,7 @@ use crate::forward::ServedBy;
 use crate::headers;
 use crate::router::request_host;
 use crate::runtime::Runtime;
+use crate::stack::{Labels, Metered};
 
 /// The response header that says why the proxy answered itself.
 pub const REASON_HEADER: &str = "x-watertight-reason";
@@ -142,26 +143,35 @@ where
     }
 
     // Route, and start the route's work (its future runs below).
-    let metered = runtime.metrics.is_some();
-    let mut labels = None;
-    let mut route_metrics = None;
+    let mut metered = None;
     let call = match runtime.listeners.get(&connection.listener) {
-        None => Err(ProxyError::new(ErrorKind::Draining)),
+        None => {
+            // Its listener is gone from the config: counted under no names.
+            metered = runtime.metrics.as_ref().map(|metrics| {
+                Arc::new(Metered {
+                    metrics: metrics.clone(),
+                    labels: Arc::new(Labels::default()),
+                    route: None,
+                })
+            });
+            Err(ProxyError::new(ErrorKind::Draining))
+        }
         Some(listener) => {
             if let Some(entry) = &mut entry {
                 entry.listener = listener.name().clone();
             }
             match listener.router.route(&request) {
                 None => {
-                    labels = metered.then(|| listener.labels.clone());
+                    metered = listener.metered.clone();
                     Err(ProxyError::new(ErrorKind::NoRoute))
                 }
                 Some(route) => {
-                    if let Some(metrics) = &route.metrics {
-                        metrics.started();
-                        route_metrics = Some(metrics.clone());
+                    if let Some(route_metered) = &route.metered {
+                        if let Some(metrics) = &route_metered.route {
+                            metrics.started();
+                        }
+                        metered = Some(route_metered.clone());
                     }
-                    labels = metered.then(|| route.labels.clone());
                     if let Some(entry) = &mut entry {
                         entry.route = Some(route.name().clone());
                         entry.cluster = Some(route.cluster().clone());
@@ -189,9 +199,7 @@ where
             .access_log
             .enabled()
             .then(|| runtime.access_log.clone()),
-        metrics: runtime.metrics.clone(),
-        labels,
-        route_metrics,
+        metered,
         trace,
         degraded: false,
         activity,

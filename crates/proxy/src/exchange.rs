@@ -11,8 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
-use watertight_telemetry::Metrics;
-use watertight_telemetry::metrics::{Finished, RouteMetrics};
+use watertight_telemetry::metrics::Finished;
 use watertight_telemetry::trace::{RequestTrace, Summary};
 
 use crate::access_log::{AccessLog, Entry};
@@ -20,7 +19,7 @@ use crate::activity::RequestActivity;
 use crate::body::{ProxyBody, empty};
 use crate::clock;
 use crate::error::{BoxError, classify_exchange_error};
-use crate::stack::Labels;
+use crate::stack::Metered;
 
 /// What an exchange carries until its last byte is sent. Small when nothing is logged: the
 /// log line is made only for the access log or a recorded trace, and the names an error count
@@ -41,12 +40,9 @@ pub struct Exchange {
     pub bytes_in: Option<Arc<AtomicU64>>,
     /// Where the line goes, when the access log is on.
     pub log: Option<Arc<AccessLog>>,
-    /// The proxy's metrics (for errors by reason), when on.
-    pub metrics: Option<Arc<Metrics>>,
-    /// What the exchange is counted under, when metrics are on (and the listener exists).
-    pub labels: Option<Arc<Labels>>,
-    /// The route's metrics, once routed (its in-flight gauge already counts this request).
-    pub route_metrics: Option<Arc<RouteMetrics>>,
+    /// What the exchange is counted under, when metrics are on: errors by reason, and once
+    /// routed the route's golden signals (whose in-flight gauge already counts it).
+    pub metered: Option<Arc<Metered>>,
     /// The request's trace, when tracing is on.
     pub trace: Option<Arc<RequestTrace>>,
     /// Answered by the route's fallback chain.
@@ -58,8 +54,11 @@ pub struct Exchange {
 impl Exchange {
     /// The listener's, route's and cluster's names (empty where there are none).
     fn names(&self) -> (&str, &str, &str) {
-        match &self.labels {
-            Some(labels) => (&labels.listener, &labels.route, &labels.cluster),
+        match &self.metered {
+            Some(metered) => {
+                let labels = &metered.labels;
+                (&labels.listener, &labels.route, &labels.cluster)
+            }
             None => ("", "", ""),
         }
     }
@@ -163,11 +162,13 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         }),
         _ => false,
     };
-    if let Some(metrics) = &exchange.metrics
+    if let Some(metered) = &exchange.metered
         && let Some(reason) = reason
     {
         let (listener, route, cluster) = exchange.names();
-        metrics.proxy_error(listener, route, cluster, reason);
+        metered
+            .metrics
+            .proxy_error(listener, route, cluster, reason);
     }
     // A kept trace's id goes next to its latency as an exemplar.
     let exemplar = exchange
@@ -175,7 +176,7 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
         .as_ref()
         .filter(|_| kept)
         .map(|trace| trace.trace_id());
-    if let Some(route) = &exchange.route_metrics {
+    if let Some(route) = exchange.metered.as_ref().and_then(|m| m.route.as_ref()) {
         route.finished(Finished {
             status,
             elapsed,

@@ -18,13 +18,15 @@ use crate::cluster::{Cluster, ClusterStatus};
 use crate::drain::Drain;
 use crate::health;
 use crate::router::{RouteMatcher, Router};
-use crate::stack::{self, Labels, RouteEntry, RouteStatus};
+use crate::stack::{self, Labels, Metered, RouteEntry, RouteStatus};
 use crate::tcp::TcpForward;
 
 /// One listener's compiled rules.
 pub struct ListenerRuntime {
-    /// Its name (route and cluster empty): what an exchange no route took is counted under.
+    /// Its name (route and cluster empty).
     pub labels: Arc<Labels>,
+    /// What an exchange no route took is counted under, when metrics are on.
+    pub metered: Option<Arc<Metered>>,
     /// The listener's config (timeouts are read per connection).
     pub config: config::Listener,
     /// Its routes.
@@ -134,7 +136,7 @@ impl Runtime {
                         route,
                         &by_name,
                         tunnels.clone(),
-                        metered.map(|m| m.as_ref()),
+                        metered,
                         previous_route,
                         cache.as_ref(),
                     )?,
@@ -159,14 +161,22 @@ impl Runtime {
                 }
                 _ => None,
             };
+            let labels = Arc::new(Labels {
+                listener: name,
+                route: "".into(),
+                cluster: "".into(),
+            });
             listeners.insert(
                 address,
                 ListenerRuntime {
-                    labels: Arc::new(Labels {
-                        listener: name,
-                        route: "".into(),
-                        cluster: "".into(),
+                    metered: metered.map(|m| {
+                        Arc::new(Metered {
+                            metrics: m.clone(),
+                            labels: labels.clone(),
+                            route: None,
+                        })
                     }),
+                    labels,
                     config: listener.clone(),
                     router: Router::new(routes),
                     metrics: metered.map(|m| m.listener(&listener.name)),

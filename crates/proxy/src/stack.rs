@@ -58,11 +58,20 @@ pub type RouteFuture =
 /// listener answers unrouted). Made once per route (and once per listener), so an exchange
 /// that needs them for its error count (`watertight_proxy_errors_total`) holds them with one
 /// reference.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Labels {
     pub listener: Arc<str>,
     pub route: Arc<str>,
     pub cluster: Arc<str>,
+}
+
+/// What an exchange is counted under when metrics are on: the proxy's metrics, the names,
+/// and the route's golden signals (none for what a listener answers unrouted). Made once per
+/// route (and once per listener), so an exchange holds all of it with one reference.
+pub struct Metered {
+    pub metrics: Arc<Metrics>,
+    pub labels: Arc<Labels>,
+    pub route: Option<Arc<RouteMetrics>>,
 }
 
 /// A route as the router hands it to the edge.
@@ -72,8 +81,9 @@ pub struct RouteEntry {
     pub labels: Arc<Labels>,
     /// The service stack that answers it.
     pub service: RouteService,
-    /// Its golden-signal metrics, when metrics are on.
-    pub metrics: Option<Arc<RouteMetrics>>,
+    /// What its exchanges are counted under (its golden signals among it), when metrics are
+    /// on.
+    pub metered: Option<Arc<Metered>>,
     /// Its bulkhead, if it has one (read by the admin API and metrics).
     pub bulkhead: Option<Arc<Bulkhead>>,
     /// Its retry policy, if it retries (read by the admin API).
@@ -207,7 +217,7 @@ pub fn build(
     route: &config::Route,
     clusters: &HashMap<&str, &Arc<Cluster>>,
     tunnels: Drain,
-    metrics: Option<&Metrics>,
+    metrics: Option<&Arc<Metrics>>,
     previous: Option<&RouteEntry>,
     cache: Option<&Arc<SharedCache>>,
 ) -> Result<RouteEntry, String> {
@@ -304,13 +314,20 @@ pub fn build(
         };
         service = layered(WithFallback::new(service, Arc::new(chain)));
     }
+    let labels = Arc::new(Labels {
+        listener: listener.clone(),
+        route: route.name.as_str().into(),
+        cluster: cluster_name.clone(),
+    });
     Ok(RouteEntry {
-        metrics: metrics.map(|m| Arc::new(m.route(&route.name, &cluster_name))),
-        labels: Arc::new(Labels {
-            listener: listener.clone(),
-            route: route.name.as_str().into(),
-            cluster: cluster_name,
+        metered: metrics.map(|m| {
+            Arc::new(Metered {
+                metrics: m.clone(),
+                labels: labels.clone(),
+                route: Some(Arc::new(m.route(&route.name, &cluster_name))),
+            })
         }),
+        labels,
         service,
         bulkhead,
         retry,
