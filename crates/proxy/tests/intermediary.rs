@@ -115,3 +115,89 @@ async fn upgrade_is_tunnelled_end_to_end() {
         assert_eq!(back, message);
     }
 }
+
+/// Sends `request` (which asks to close) on a raw connection and returns what the `/echo`
+/// upstream says it received.
+async fn echo_raw(address: std::net::SocketAddr, request: &[u8]) -> serde_json::Value {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the proxy closes after the answer")
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("an echo")
+}
+
+fn echoed_field(echo: &serde_json::Value, name: &str) -> Option<String> {
+    echo["headers"]
+        .as_array()?
+        .iter()
+        .find(|pair| {
+            pair[0]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .and_then(|pair| pair[1].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn an_absolute_form_request_goes_upstream_in_origin_form_with_its_host() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
+    let echo = echo_raw(
+        address,
+        b"GET http://shop.example/echo?x=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // Origin form: the upstream's URI has no authority, only the path and query.
+    assert_eq!(echo["authority"], serde_json::Value::Null, "{echo}");
+    assert_eq!(echo["path"], "/echo");
+    assert_eq!(echo["query"], "x=1");
+    assert_eq!(echoed_field(&echo, "host").as_deref(), Some("shop.example"));
+}
+
+#[tokio::test]
+async fn a_request_without_host_names_the_endpoint() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
+    let echo = echo_raw(address, b"GET /echo HTTP/1.0\r\n\r\n").await;
+    assert_eq!(
+        echoed_field(&echo, "host"),
+        Some(app.local_addr().to_string()),
+        "{echo}"
+    );
+    let hosts = echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| {
+            pair[0]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("host"))
+        })
+        .count();
+    assert_eq!(hosts, 1, "{echo}");
+}
+
+#[tokio::test]
+async fn a_host_named_in_connection_still_reaches_the_upstream() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
+    let echo = echo_raw(
+        address,
+        b"GET /echo HTTP/1.1\r\nHost: shop.example\r\nConnection: close, host\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        echoed_field(&echo, "host").as_deref(),
+        Some("shop.example"),
+        "{echo}"
+    );
+}
