@@ -112,25 +112,6 @@ run_wrk() {
 # ---------------------------------------------------------------------------------------------
 # Configs
 
-
-write_nginx_upstream_conf() { # PORT
-    mkdir -p "$TMP/nginx-upstream"
-    {
-        echo "# Upstream for the benchmark: a 13-byte body from memory, keep-alive."
-        nginx_preamble nginx-upstream 1
-        cat <<EOF
-    server {
-        listen 127.0.0.1:$1 backlog=4096;
-        location / {
-            default_type text/plain;
-            return 200 "hello, world\n";
-        }
-    }
-}
-EOF
-    } >"$TMP/nginx-upstream.conf"
-}
-
 write_nginx_proxy_conf() { # PORT UPSTREAM_PORT
     mkdir -p "$TMP/nginx-proxy"
     {

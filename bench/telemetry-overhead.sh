@@ -96,35 +96,6 @@ run_wrk() {
 # ---------------------------------------------------------------------------------------------
 # Configs
 
-write_nginx_upstream_conf() { # PORT ; the same upstream as proxy-vs-peers.sh
-    mkdir -p "$TMP/nginx-upstream"
-    cat >"$TMP/nginx-upstream.conf" <<EOF
-# Upstream for the benchmark: a 13-byte body from memory, keep-alive.
-worker_processes 1;
-daemon off;
-pid $TMP/nginx-upstream.pid;
-error_log $TMP/nginx-upstream-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx-upstream/body;
-    proxy_temp_path $TMP/nginx-upstream/proxy;
-    fastcgi_temp_path $TMP/nginx-upstream/fastcgi;
-    uwsgi_temp_path $TMP/nginx-upstream/uwsgi;
-    scgi_temp_path $TMP/nginx-upstream/scgi;
-    server {
-        listen 127.0.0.1:$1 backlog=4096;
-        location / {
-            default_type text/plain;
-            return 200 "hello, world\n";
-        }
-    }
-}
-EOF
-}
-
 # write_wt_conf NAME PORT ADMIN_PORT UPSTREAM_PORT METRICS(true|false) [SINK_PORT]
 # Everything but telemetry as in quick mode (`proxy --listen … --to … --access-log off`).
 write_wt_conf() {
