@@ -98,35 +98,6 @@ cpu_pct() { # TICKS_BEFORE TICKS_AFTER NS_BEFORE NS_AFTER -> % of one core
 # ---------------------------------------------------------------------------------------------
 # Configs
 
-write_nginx_fast_conf() { # PORT : the fast upstream, as in proxy-vs-peers.sh
-    mkdir -p "$TMP/nginx-fast"
-    cat >"$TMP/nginx-fast.conf" <<EOF
-# The fast upstream: a 13-byte body from memory, keep-alive (as in proxy-vs-peers.sh).
-worker_processes 1;
-daemon off;
-pid $TMP/nginx-fast.pid;
-error_log $TMP/nginx-fast-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx-fast/body;
-    proxy_temp_path $TMP/nginx-fast/proxy;
-    fastcgi_temp_path $TMP/nginx-fast/fastcgi;
-    uwsgi_temp_path $TMP/nginx-fast/uwsgi;
-    scgi_temp_path $TMP/nginx-fast/scgi;
-    server {
-        listen 127.0.0.1:$1 backlog=4096;
-        location / {
-            default_type text/plain;
-            return 200 "hello, world\n";
-        }
-    }
-}
-EOF
-}
-
 # nginx as the proxy, configured the usual way: one worker, Debian's worker_connections,
 # an upstream block with keepalive per service, default proxy timeouts (60 s), no access log.
 write_nginx_proxy_conf() { # PORT SLOW_PORT FAST_PORT
@@ -378,7 +349,7 @@ print(",".join(map(str, rest)))' "$A_CPUS")
     spawn "$TMP/slow-upstream.log" python3 "$ROOT/bench/cascade.py" serve --port "$SLOW_PORT" --delay "$SLOW_DELAY"
     local slow_pid=$SPAWNED
     wait_port "$SLOW_PORT" "$slow_pid" "slow upstream"
-    write_nginx_fast_conf "$fast_port"
+    write_nginx_upstream_conf "$fast_port" nginx-fast
     spawn "$TMP/nginx-fast.log" nginx -p "$TMP" -e "$TMP/nginx-fast-error.log" -c "$TMP/nginx-fast.conf"
     local fast_pid=$SPAWNED
     wait_port "$fast_port" "$fast_pid" "fast upstream nginx"

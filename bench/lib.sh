@@ -242,12 +242,13 @@ EOF
 }
 
 # The benchmarks' upstream: nginx answering a 13-byte body from memory, keep-alive, one
-# worker. Writes $TMP/nginx-upstream.conf for PORT.
-write_nginx_upstream_conf() { # PORT
-    mkdir -p "$TMP/nginx-upstream"
+# worker. Writes $TMP/NAME.conf (NAME defaults to nginx-upstream) for PORT.
+write_nginx_upstream_conf() { # PORT [NAME]
+    local name=${2:-nginx-upstream}
+    mkdir -p "$TMP/$name"
     {
         echo "# Upstream for the benchmark: a 13-byte body from memory, keep-alive."
-        nginx_preamble nginx-upstream 1
+        nginx_preamble "$name" 1
         cat <<EOF
     server {
         listen 127.0.0.1:$1 backlog=4096;
@@ -258,5 +259,5 @@ write_nginx_upstream_conf() { # PORT
     }
 }
 EOF
-    } >"$TMP/nginx-upstream.conf"
+    } >"$TMP/$name.conf"
 }
