@@ -75,9 +75,11 @@ for ((i = 0; i < 600; i++)); do # valgrind starts slowly
 done
 check_http watertight "$wt_port"
 if ((WARMUP > 0)); then
+    : >"$RESULTS/ab-warmup.txt"
     run_fg "$RESULTS/ab-warmup.txt" ab -q -k -c "$CONNS" -n "$WARMUP" "$url"
 fi
 callgrind_control -z "$vg_pid" >/dev/null
+: >"$RESULTS/ab.txt" # run_fg appends: a reused RESULTS_DIR must not keep an earlier run's
 run_fg "$RESULTS/ab.txt" ab -q -k -c "$CONNS" -n "$REQUESTS" "$url"
 failed=$(awk '/^Failed requests:/ {print $3}' "$RESULTS/ab.txt")
 non2xx=$(awk '/^Non-2xx responses:/ {print $3}' "$RESULTS/ab.txt")
@@ -89,10 +91,11 @@ stop_pid "$vg_pid"
 dump=$(find "$RESULTS" -name 'callgrind.out.*' -newer "$RESULTS/ab.txt" | sort | tail -1)
 [[ -n $dump ]] || die "callgrind wrote no dump after the counted requests"
 
-# Addresses of `lock`-prefixed instructions (atomic read-modify-writes) and of the ones that
+# Addresses of atomic read-modify-write instructions (`lock`-prefixed ones, and `xchg` with
+# memory, which is atomic without the prefix: SeqCst stores and swaps) and of the ones that
 # follow them (where perf's samples of an atomic land), as link-time addresses.
 objdump -d --no-show-raw-insn "$WT_BIN" |
-    awk '/^ +[0-9a-f]+:/ {a = $1; sub(":", "", a); if (locked) print a > after; locked = ($2 == "lock"); if (locked) print a > lock}' \
+    awk '/^ +[0-9a-f]+:/ {a = $1; sub(":", "", a); if (locked) print a > after; locked = ($2 == "lock" || ($2 ~ /^xchg/ && $0 ~ /\(/)); if (locked) print a > lock}' \
         after="$TMP/after-lock.txt" lock="$TMP/lock.txt"
 
 # Own instructions per function (cost lines after `calls=` lines are calls' inclusive costs,
@@ -158,10 +161,12 @@ if ((ATOMICS)); then
     spawn "$RESULTS/watertight.log" env TOKIO_WORKER_THREADS=1 "$WT_BIN" "${proxy_args[@]}"
     wt_pid=$SPAWNED
     wait_port "$wt_port" "$wt_pid" "watertight"
+    : >"$RESULTS/wrk-warmup.txt"
     run_fg "$RESULTS/wrk-warmup.txt" timeout 30 wrk -t1 -c"$CONNS" -d2s "$url"
     spawn "$RESULTS/wrk.txt" timeout $((PERF_SECONDS + 30)) wrk -t1 -c"$CONNS" -d"$((PERF_SECONDS + 2))s" "$url"
     wrk_pid=$SPAWNED
     sleep 1
+    : >"$RESULTS/perf-record.log"
     run_fg "$RESULTS/perf-record.log" perf record -F 5000 -p "$wt_pid" -o "$TMP/perf.data" -- sleep "$PERF_SECONDS"
     stop_pid "$wrk_pid"
     # The executable segment's file offset and link-time address, to map sample addresses.

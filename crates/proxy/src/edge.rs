@@ -306,3 +306,40 @@ fn version_name(version: Version) -> &'static str {
         _ => "HTTP/1.1",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::{CONNECTION, UPGRADE};
+
+    use super::*;
+
+    fn upgrade_request(offered: bool) -> Request<ProxyBody> {
+        let mut request = Request::get("/ws")
+            .header(HOST, "app")
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, "websocket")
+            .body(empty())
+            .unwrap();
+        if offered {
+            let (_sender, receiver) = tokio::sync::oneshot::channel();
+            request
+                .extensions_mut()
+                .insert(ClientUpgrade::new(receiver));
+        }
+        request
+    }
+
+    #[test]
+    fn upgrade_fields_go_on_only_when_the_client_connection_offers_itself() {
+        let client = HeaderValue::from_static("127.0.0.1");
+        let kept = prepare(upgrade_request(true), &client);
+        assert_eq!(kept.headers().get(UPGRADE).unwrap(), "websocket");
+        assert_eq!(kept.headers().get(CONNECTION).unwrap(), "upgrade");
+        // Without a connection to hand over (HTTP/2, or a request made inside the proxy),
+        // the upgrade is hop-by-hop like any other.
+        let stripped = prepare(upgrade_request(false), &client);
+        assert!(stripped.headers().get(UPGRADE).is_none());
+        assert!(stripped.headers().get(CONNECTION).is_none());
+        assert_eq!(stripped.headers().get(HOST).unwrap(), "app");
+    }
+}

@@ -156,7 +156,7 @@ impl RouteEntry {
     pub fn start(&self, request: Request<ProxyBody>, arrival: Arrival) -> Started {
         match &self.service.0 {
             Service::Forward(forward) => Started::InPlace(forward.clone(), request, arrival),
-            Service::Layered(_) => Started::Boxed(call(self.service.clone(), request, arrival)),
+            Service::Layered(layers) => Started::Boxed(layers.handle(request, arrival)),
         }
     }
 }

@@ -94,6 +94,24 @@ async fn host_is_rewritten_when_the_cluster_asks() {
 async fn upgrade_is_tunnelled_end_to_end() {
     let app = upstream("app").await;
     let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
+    echo_through_a_tunnel(address).await;
+}
+
+#[tokio::test]
+async fn upgrade_is_tunnelled_through_a_route_with_layers() {
+    // A route with a layer runs its forward through a boxed future, not in place.
+    let app = upstream("app").await;
+    let yaml = one_cluster(&[app.local_addr()], &[], &[]).replace(
+        "        cluster: app\n",
+        "        cluster: app\n        bulkhead: {max_concurrent: 10, max_queue: 0}\n",
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    echo_through_a_tunnel(address).await;
+}
+
+/// Upgrades a connection to the demo's `echo` protocol through the proxy and checks that
+/// bytes come back through the tunnel.
+async fn echo_through_a_tunnel(address: std::net::SocketAddr) {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
         .write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")

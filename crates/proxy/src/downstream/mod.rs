@@ -55,6 +55,12 @@ pub struct ClientUpgrade(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
 type Upgraded = (TcpStream, Bytes);
 
 impl ClientUpgrade {
+    /// The offer of a client connection, handed over through `receiver` once its 101 is
+    /// written.
+    pub(crate) fn new(receiver: oneshot::Receiver<Upgraded>) -> Self {
+        Self(Arc::new(Mutex::new(Some(receiver))))
+    }
+
     /// Waits for the connection to be handed over (after the 101 is written).
     pub async fn take(&self) -> Option<Upgraded> {
         let receiver = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
@@ -279,7 +285,7 @@ impl Http1 {
             let (sender, receiver) = oneshot::channel();
             request
                 .extensions_mut()
-                .insert(ClientUpgrade(Arc::new(Mutex::new(Some(receiver)))));
+                .insert(ClientUpgrade::new(receiver));
             sender
         });
 

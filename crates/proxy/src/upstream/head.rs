@@ -257,6 +257,23 @@ mod tests {
     }
 
     #[test]
+    fn a_host_among_other_fields_keeps_its_place_and_is_not_doubled() {
+        let request = http::Request::builder()
+            .uri("/a")
+            .header("x-one", "1")
+            .header("host", "example.com")
+            .header("x-two", "2")
+            .body(())
+            .unwrap();
+        let mut out = Vec::new();
+        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a HTTP/1.1\r\nx-one: 1\r\nhost: example.com\r\nx-two: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn a_host_field_is_kept_over_the_endpoint() {
         let request = http::Request::builder()
             .uri("http://10.0.0.1:8080")
