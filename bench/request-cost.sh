@@ -5,18 +5,19 @@
 # 1. Instructions per request: the proxy runs under callgrind (one worker thread); `ab -k`
 #    sends WARMUP requests, the counters are zeroed, REQUESTS more are sent and the counters
 #    dumped. Prints the total over REQUESTS and the functions with the most instructions of
-#    their own (inlined code counts where it was inlined).
+#    their own (inlined code counts where it was inlined); then the same for the executed
+#    atomic read-modify-write instructions (`lock`-prefixed ones, and `xchg` with memory).
 # 2. With ATOMICS=1 (the default): the share of CPU samples that land right after an atomic
-#    read-modify-write instruction (x86 `lock` prefix), where a sampled atomic's cost shows
-#    up: the proxy runs normally under wrk for PERF_SECONDS while `perf record` samples it,
-#    and each sample's address is looked up in the binary's disassembly.
+#    instruction, where a sampled atomic's cost shows up: the proxy runs normally under wrk
+#    for PERF_SECONDS while `perf record` samples it, and each sample's address is looked up
+#    in the binary's disassembly.
 #
 # The upstream is the same nginx as in proxy-vs-peers.sh (13-byte body, keep-alive).
 #
 # Knobs (environment): REQUESTS=20000 WARMUP=2000 CONNS=50 ATOMICS=1 PERF_SECONDS=10 TOP=25
 #   SKIP_BUILD=0 WT_BIN=<path> KEEP_TMP=0 RESULTS_DIR=<dir>
-# Needs: valgrind, ab (apache2-utils), nginx; with ATOMICS=1 also perf (linux-perf), wrk and
-# objdump (binutils).
+# Needs: valgrind, ab (apache2-utils), nginx, objdump and readelf (binutils); with ATOMICS=1
+# also perf (linux-perf) and wrk.
 
 set -euo pipefail
 
