@@ -28,7 +28,6 @@ use crate::forward::ServedBy;
 use crate::headers;
 use crate::router::request_host;
 use crate::runtime::Runtime;
-use crate::stack::{Labels, Metered};
 
 /// The response header that says why the proxy answered itself.
 pub const REASON_HEADER: &str = "x-watertight-reason";
@@ -146,14 +145,7 @@ where
     let mut metered = None;
     let call = match runtime.listeners.get(&connection.listener) {
         None => {
-            // Its listener is gone from the config: counted under no names.
-            metered = runtime.metrics.as_ref().map(|metrics| {
-                Arc::new(Metered {
-                    metrics: metrics.clone(),
-                    labels: Arc::new(Labels::default()),
-                    route: None,
-                })
-            });
+            metered = runtime.unlisted.clone();
             Err(ProxyError::new(ErrorKind::Draining))
         }
         Some(listener) => {

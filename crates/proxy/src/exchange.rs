@@ -51,19 +51,6 @@ pub struct Exchange {
     pub activity: RequestActivity,
 }
 
-impl Exchange {
-    /// The listener's, route's and cluster's names (empty where there are none).
-    fn names(&self) -> (&str, &str, &str) {
-        match &self.metered {
-            Some(metered) => {
-                let labels = &metered.labels;
-                (&labels.listener, &labels.route, &labels.cluster)
-            }
-            None => ("", "", ""),
-        }
-    }
-}
-
 pin_project_lite::pin_project! {
     /// A response body that finishes its [`Exchange`] when it completes or is dropped.
     pub struct ExchangeBody {
@@ -165,10 +152,10 @@ fn finish(mut exchange: Exchange, bytes_out: u64) {
     if let Some(metered) = &exchange.metered
         && let Some(reason) = reason
     {
-        let (listener, route, cluster) = exchange.names();
+        let names = &metered.labels;
         metered
             .metrics
-            .proxy_error(listener, route, cluster, reason);
+            .proxy_error(&names.listener, &names.route, &names.cluster, reason);
     }
     // A kept trace's id goes next to its latency as an exemplar.
     let exemplar = exchange

@@ -59,6 +59,9 @@ pub struct Runtime {
     pub access_log: Arc<AccessLog>,
     /// The proxy's metrics, when the config turns them on.
     pub metrics: Option<Arc<Metrics>>,
+    /// What an exchange on a listener gone from the config is counted under (no names),
+    /// when metrics are on.
+    pub unlisted: Option<Arc<Metered>>,
     /// The tracer, when the config has a `tracing` section.
     pub tracer: Option<Arc<Tracer>>,
     /// The HTTP cache, when a route caches.
@@ -207,6 +210,13 @@ impl Runtime {
             clusters,
             access_log,
             metrics: metered.cloned(),
+            unlisted: metered.map(|m| {
+                Arc::new(Metered {
+                    metrics: m.clone(),
+                    labels: Arc::new(Labels::default()),
+                    route: None,
+                })
+            }),
             cache,
         })
     }

@@ -153,18 +153,6 @@ async fn echo_raw(address: std::net::SocketAddr, request: &[u8]) -> serde_json::
     serde_json::from_str(body).expect("an echo")
 }
 
-fn echoed_field(echo: &serde_json::Value, name: &str) -> Option<String> {
-    echo["headers"]
-        .as_array()?
-        .iter()
-        .find(|pair| {
-            pair[0]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-        .and_then(|pair| pair[1].as_str().map(str::to_owned))
-}
-
 #[tokio::test]
 async fn an_absolute_form_request_goes_upstream_in_origin_form_with_its_host() {
     let app = upstream("app").await;
@@ -178,7 +166,7 @@ async fn an_absolute_form_request_goes_upstream_in_origin_form_with_its_host() {
     assert_eq!(echo["authority"], serde_json::Value::Null, "{echo}");
     assert_eq!(echo["path"], "/echo");
     assert_eq!(echo["query"], "x=1");
-    assert_eq!(echoed_field(&echo, "host").as_deref(), Some("shop.example"));
+    assert_eq!(echo_field(&echo, "host").as_deref(), Some("shop.example"));
 }
 
 #[tokio::test]
@@ -186,22 +174,12 @@ async fn a_request_without_host_names_the_endpoint() {
     let app = upstream("app").await;
     let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
     let echo = echo_raw(address, b"GET /echo HTTP/1.0\r\n\r\n").await;
+    // Once.
     assert_eq!(
-        echoed_field(&echo, "host"),
-        Some(app.local_addr().to_string()),
+        echo_field_values(&echo, "host"),
+        [app.local_addr().to_string()],
         "{echo}"
     );
-    let hosts = echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|pair| {
-            pair[0]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case("host"))
-        })
-        .count();
-    assert_eq!(hosts, 1, "{echo}");
 }
 
 #[tokio::test]
@@ -214,7 +192,7 @@ async fn a_host_named_in_connection_still_reaches_the_upstream() {
     )
     .await;
     assert_eq!(
-        echoed_field(&echo, "host").as_deref(),
+        echo_field(&echo, "host").as_deref(),
         Some("shop.example"),
         "{echo}"
     );

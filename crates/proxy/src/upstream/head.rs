@@ -239,6 +239,13 @@ mod tests {
         parse(text, Method::GET).unwrap().unwrap().framing
     }
 
+    /// `request`'s head as written to the endpoint `10.0.0.1:8080`.
+    fn encoded(request: http::Request<()>) -> String {
+        let mut out = Vec::new();
+        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn request_line_fields_and_the_endpoint_as_host_when_none_is_given() {
         let request = http::Request::builder()
@@ -248,10 +255,8 @@ mod tests {
             .header("x-one", "2")
             .body(())
             .unwrap();
-        let mut out = Vec::new();
-        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(request),
             "POST /a/b?c=d HTTP/1.1\r\nhost: 10.0.0.1:8080\r\nx-one: 1\r\nx-one: 2\r\n\r\n"
         );
     }
@@ -265,10 +270,8 @@ mod tests {
             .header("x-two", "2")
             .body(())
             .unwrap();
-        let mut out = Vec::new();
-        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(request),
             "GET /a HTTP/1.1\r\nx-one: 1\r\nhost: example.com\r\nx-two: 2\r\n\r\n"
         );
     }
@@ -280,10 +283,8 @@ mod tests {
             .header("host", "example.com")
             .body(())
             .unwrap();
-        let mut out = Vec::new();
-        encode_request(&request.into_parts().0, "10.0.0.1:8080", &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(request),
             "GET / HTTP/1.1\r\nhost: example.com\r\n\r\n"
         );
     }

@@ -112,7 +112,12 @@ pub async fn get(
 
 /// The headers an `/echo` answer says the upstream received, as (name, value) pairs.
 pub fn echoed_headers(answer: &Answer) -> Vec<(String, String)> {
-    answer.json()["headers"]
+    echo_fields(&answer.json())
+}
+
+/// The headers an `/echo` body (as JSON) says the upstream received, as (name, value) pairs.
+pub fn echo_fields(echo: &serde_json::Value) -> Vec<(String, String)> {
+    echo["headers"]
         .as_array()
         .expect("echo lists headers")
         .iter()
@@ -127,10 +132,21 @@ pub fn echoed_headers(answer: &Answer) -> Vec<(String, String)> {
 
 /// The single value of header `name` as the upstream received it.
 pub fn echoed(answer: &Answer, name: &str) -> Option<String> {
-    echoed_headers(answer)
+    echo_field(&answer.json(), name)
+}
+
+/// The values of header `name` an `/echo` body (as JSON) says the upstream received.
+pub fn echo_field_values(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo_fields(echo)
         .into_iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
+        .collect()
+}
+
+/// The first value of header `name` an `/echo` body (as JSON) says the upstream received.
+pub fn echo_field(echo: &serde_json::Value, name: &str) -> Option<String> {
+    echo_field_values(echo, name).into_iter().next()
 }
 
 /// A config with one listener on a free loopback port whose single route sends everything to
