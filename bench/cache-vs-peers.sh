@@ -33,13 +33,8 @@ BURST_DELAY=${BURST_DELAY:-1}
 BURST_TIMEOUT=${BURST_TIMEOUT:-30}
 PIN=${PIN:-1}
 BASELINE=${BASELINE:-0}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"

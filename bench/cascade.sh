@@ -35,13 +35,8 @@ SLOW_DELAY=${SLOW_DELAY:-5}
 BULKHEAD=${BULKHEAD:-20}
 NGINX_WORKER_CONNECTIONS=${NGINX_WORKER_CONNECTIONS:-768}
 A_CPUS=${A_CPUS:-}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"

@@ -1,10 +1,18 @@
-# Helpers shared by the benchmark scripts (proxy-vs-peers.sh, telemetry-overhead.sh,
-# cascade.sh): logging, process bookkeeping and cleanup, the watertight build, ports,
-# readiness and measurement. Sourced after the script sets ROOT, WT_BIN, SKIP_BUILD and
-# KEEP_TMP; sourcing installs the EXIT/INT/TERM traps that stop every spawned process.
+# Helpers shared by the benchmark scripts: the knobs they all have, logging, process
+# bookkeeping and cleanup, the watertight build, ports, readiness and measurement. Sourced
+# after the script sets ROOT (the checkout); sourcing installs the EXIT/INT/TERM traps that
+# stop every spawned process.
 #
 # Every long-running child is started through `spawn` (or `run_fg`), under setsid: its own
 # process group, same pid, so stopping it stops what it started.
+
+# Knobs every script has: SKIP_BUILD=1 uses the existing binary, KEEP_TMP=1 keeps the temp
+# dir, WT_BIN is the binary under test (the release build by default).
+SKIP_BUILD=${SKIP_BUILD:-0}
+KEEP_TMP=${KEEP_TMP:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
+export PATH="$PATH:/usr/sbin:/sbin"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -44,13 +44,8 @@ WRITE_INTERVAL_MS=${WRITE_INTERVAL_MS:-20}
 WT_VARIANTS=${WT_VARIANTS:-pg rest}
 PG_BIN_DIR=${PG_BIN_DIR:-}
 PYTHON=${PYTHON:-}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"

@@ -23,16 +23,11 @@ WRK_THREADS=${WRK_THREADS:-1}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 BASELINE=${BASELINE:-1}
 RSS=${RSS:-1}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 PIN=${PIN:-0}
 PROXY_CPUS=${PROXY_CPUS:-0}
 LOAD_CPUS=${LOAD_CPUS:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"

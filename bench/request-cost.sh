@@ -27,13 +27,8 @@ CONNS=${CONNS:-50}
 ATOMICS=${ATOMICS:-1}
 PERF_SECONDS=${PERF_SECONDS:-10}
 TOP=${TOP:-25}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 

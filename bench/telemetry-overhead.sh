@@ -27,13 +27,8 @@ ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-2s}
 WRK_THREADS=${WRK_THREADS:-1}
 HEAD_RATIO=${HEAD_RATIO:-0.01}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP_TMP=${KEEP_TMP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-WT_BIN=${WT_BIN:-$TARGET_DIR/release/watertight}
-export PATH="$PATH:/usr/sbin:/sbin"
 # Shared helpers: logging, process bookkeeping and cleanup, build, ports, measurements.
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
