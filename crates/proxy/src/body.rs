@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
+use crate::error::BoxError;
+use crate::timer::Timer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::time::{Instant, Sleep};
-
-use crate::error::BoxError;
 
 /// The body type flowing through every layer, in both directions.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -128,23 +127,19 @@ impl<B: Body<Data = Bytes>, O: Observer> Body for Observed<B, O> {
 
 pin_project_lite::pin_project! {
     /// Fails the body with a `TimedOut` error when the exchange deadline passes mid-stream.
-    /// Its timer sits inline and is only registered once the body has to wait: a body that
-    /// is ready when first asked never touches the timer wheel.
+    /// Its timer is only looked at once the body has to wait: a body that is ready when
+    /// asked never touches the timer wheel.
     pub struct Deadline<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Sleep,
+        timer: Timer,
     }
 }
 
 impl<B> Deadline<B> {
-    /// Wraps `inner` so it must finish by `at`.
-    pub fn new(inner: B, at: Instant) -> Self {
-        Self {
-            inner,
-            sleep: tokio::time::sleep_until(at),
-        }
+    /// Wraps `inner` so it must finish before `timer` fires.
+    pub(crate) fn new(inner: B, timer: Timer) -> Self {
+        Self { inner, timer }
     }
 }
 
@@ -164,12 +159,8 @@ where
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
-        ready!(this.sleep.poll(cx));
-        let timed_out = std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "request timeout elapsed while the body was streaming",
-        );
-        Poll::Ready(Some(Err(timed_out.into())))
+        ready!(this.timer.poll_expired(cx));
+        Poll::Ready(Some(Err(timed_out())))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -181,10 +172,20 @@ where
     }
 }
 
+/// The error a body ends with when the exchange deadline passes while it streams.
+pub fn timed_out() -> BoxError {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "request timeout elapsed while the body was streaming",
+    )
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, StreamBody};
+    use tokio::time::Instant;
 
     #[tokio::test]
     async fn counted_adds_every_data_frame() {
@@ -203,7 +204,7 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         let stalled = StreamBody::new(tokio_stream_from(rx));
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        let err = Deadline::new(stalled, deadline)
+        let err = Deadline::new(stalled, Timer::at(Some(deadline)))
             .collect()
             .await
             .unwrap_err();
@@ -217,7 +218,7 @@ mod tests {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         let body = Deadline::new(
             http_body_util::Full::new(Bytes::from_static(b"ok")),
-            deadline,
+            Timer::at(Some(deadline)),
         );
         assert_eq!(
             body.collect().await.unwrap().to_bytes(),

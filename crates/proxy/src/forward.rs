@@ -14,12 +14,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 
 use watertight_config::UpstreamProtocol;
 use watertight_telemetry::trace::{RequestTrace, Value};
 
-use crate::body::{Deadline, Observed, Observer, ProxyBody, Upload, boxed, empty};
+use crate::body::{Observed, Observer, ProxyBody, Upload, boxed, empty};
 use crate::bulkhead;
 use crate::clock;
 use crate::cluster::{Cluster, InFlight, Unavailable};
@@ -29,7 +28,7 @@ use crate::edge::Arrival;
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::retry::AttemptPlan;
-use crate::upstream::Upgraded;
+use crate::upstream::{Deadlines, Unanswered, Upgraded};
 
 /// The endpoint that answered, put in the response's extensions when the request's
 /// [`Arrival`] asks for it (for the access log and for retries).
@@ -166,29 +165,31 @@ impl Forward {
             upload
         });
 
-        // The exchange's deadline bounds the wait for the head here, then the body wrapper's
-        // own timer bounds the rest; a per-try timeout may end the wait for the head sooner.
-        let head_by = match plan.as_ref().and_then(|p| p.head_deadline) {
-            Some(head) => Some(whole.map_or(head, |w| w.min(head))),
-            None => whole,
+        // The exchange's deadline bounds the wait for the head, then the body; a per-try
+        // timeout may end the wait for the head sooner.
+        let deadlines = Deadlines {
+            head: match plan.as_ref().and_then(|p| p.head_deadline) {
+                Some(head) => Some(whole.map_or(head, |w| w.min(head))),
+                None => whole,
+            },
+            whole,
         };
         // The request's extensions ride on to the response (where the edge and the layers
         // read what they put there): one map per exchange, not two.
         let carried = std::mem::take(request.extensions_mut());
-        // The send is made inside the select, not bound first: a future moved after being
-        // bound takes its room in the enclosing one twice.
-        let outcome = tokio::select! {
-            biased;
-            outcome = endpoint.upstream().send(request) => outcome,
-            () = until(head_by) => {
-                return Err(if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
-                    fail(&mut slot, ProxyError::new(ErrorKind::ClientTimeout))
+        let mut response = match endpoint.upstream().send(request, deadlines).await {
+            Ok(response) => response,
+            Err(Unanswered::Expired) => {
+                // Still sending the client's body when time ran out: the client was slow.
+                let kind = if upload.is_some_and(|u| !u.done.load(Ordering::Relaxed)) {
+                    ErrorKind::ClientTimeout
                 } else {
-                    fail(&mut slot, ProxyError::new(ErrorKind::UpstreamTimeout))
-                });
+                    ErrorKind::UpstreamTimeout
+                };
+                return Err(fail(&mut slot, ProxyError::new(kind)));
             }
+            Err(Unanswered::Failed(error)) => return Err(fail(&mut slot, error)),
         };
-        let mut response = outcome.map_err(|e| fail(&mut slot, e))?;
         let from_upstream = std::mem::replace(response.extensions_mut(), carried);
         response.extensions_mut().extend(from_upstream);
 
@@ -216,13 +217,7 @@ impl Forward {
         }
         slot.answered(response.status().as_u16());
 
-        Ok(response.map(|body| {
-            let body = Observed::new(body, slot);
-            match whole {
-                Some(deadline) => boxed(Deadline::new(body, deadline)),
-                None => boxed(body),
-            }
-        }))
+        Ok(response.map(|body| boxed(Observed::new(body, slot))))
     }
 
     /// Points the request at the chosen endpoint, in the cluster's HTTP version.
@@ -261,14 +256,6 @@ impl Forward {
             .map_err(|e| ProxyError::with_source(ErrorKind::BadRequest, e))?;
         *request.version_mut() = Version::HTTP_2;
         Ok(())
-    }
-}
-
-/// Resolves at `deadline`, or never.
-async fn until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -51,6 +51,7 @@ mod saturation;
 pub mod server;
 pub mod stack;
 pub mod tcp;
+mod timer;
 mod upstream;
 mod watched_io;
 mod wire;

@@ -94,3 +94,24 @@ async fn http2_cookie_fields_reach_an_http1_upstream_as_one() {
         .collect();
     assert_eq!(cookies, vec!["a=1; b=2".to_owned()]);
 }
+
+#[tokio::test]
+async fn an_http2_upstream_too_slow_is_a_504_upstream_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(
+        app.local_addr(),
+        &["protocol: http2", "request_timeout: 300ms"],
+    )
+    .await;
+    let client = h2();
+    let started = std::time::Instant::now();
+    let answer = get(&client, address, "/delay?ms=20000", &[]).await;
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(answer.reason(), Some("upstream-timeout"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "answered at the timeout, not the delay"
+    );
+    let answer = get(&client, address, "/echo", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "the next stream is served");
+}

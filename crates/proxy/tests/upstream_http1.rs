@@ -6,6 +6,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -23,6 +24,9 @@ enum Act {
     AnswerAndClose(&'static [u8]),
     /// Closes without a word.
     Close,
+    /// Writes these bytes (maybe none) and then neither writes nor reads again, holding the
+    /// connection open until the proxy closes it (or for at most a minute).
+    AnswerAndStall(&'static [u8]),
 }
 
 /// One request as the upstream received it.
@@ -102,6 +106,17 @@ async fn serve(
                 return;
             }
             Act::Close => return,
+            Act::AnswerAndStall(bytes) => {
+                let _ = stream.write_all(bytes).await;
+                let mut byte = [0u8; 1];
+                let closed = async {
+                    // Anything more is not read as a request: the stream is only watched
+                    // for the proxy's close.
+                    while stream.read(&mut byte).await.is_ok_and(|n| n > 0) {}
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(60), closed).await;
+                return;
+            }
         }
     }
 }
@@ -492,4 +507,66 @@ async fn an_upstream_that_answers_first_and_reads_on_gets_the_rest_of_the_body()
     assert_eq!(&body[..], b"done");
     let seen = String::from_utf8(seen_rx.await.unwrap()).unwrap();
     assert!(seen.contains("first-") && seen.contains("second"), "{seen}");
+}
+
+#[tokio::test]
+async fn an_answer_that_stalls_mid_body_is_cut_at_the_request_timeout_and_not_reused() {
+    let upstream = Scripted::start(|connection, _, _| match connection {
+        0 => Act::AnswerAndStall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."),
+        _ => Act::Answer(OK),
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &["request_timeout: 300ms"]).await;
+    let client = h1();
+    let request = Request::get(format!("http://{address}/"))
+        .body(empty())
+        .unwrap();
+    let started = Instant::now();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the head came in time");
+    let body = tokio::time::timeout(Duration::from_secs(20), response.into_body().collect())
+        .await
+        .expect("the stalled body was cut, not left waiting");
+    assert!(body.is_err(), "a body cut short never ends as a success");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "cut at the deadline, not before: {:?}",
+        started.elapsed()
+    );
+    let answer = get(&client, address, "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        upstream.connections(),
+        2,
+        "the cut connection was not reused"
+    );
+}
+
+#[tokio::test]
+async fn every_exchange_on_a_reused_connection_has_its_own_deadline() {
+    // One connection: two quick answers, a third after the earlier deadlines have passed,
+    // then one that never comes.
+    let upstream = Scripted::start(|_, index, _| match index {
+        0..=2 => Act::Answer(OK),
+        _ => Act::AnswerAndStall(b""),
+    })
+    .await;
+    let (_proxy, address) = proxy_to(upstream.address, &["request_timeout: 400ms"]).await;
+    let client = h1();
+    for pause in [0, 0, 600] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        assert_eq!(get(&client, address, "/", &[]).await.status, StatusCode::OK);
+    }
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(20), get(&client, address, "/", &[]))
+        .await
+        .expect("answered at the request timeout");
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(answer.reason(), Some("upstream-timeout"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "timed out at this request's deadline, not an earlier one: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(upstream.connections(), 1, "all four went on one connection");
 }

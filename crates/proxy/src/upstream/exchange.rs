@@ -19,13 +19,16 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncRead;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
 
 use super::head::{self, RequestFraming, ResponseFraming};
-use super::pool::{Connection, OpenGuard, Pool, READ_BUFFER};
-use crate::body::ProxyBody;
+use super::pool::{Connection, Held, Pool, READ_BUFFER};
+use super::{Deadlines, Unanswered};
+use crate::body::{self, ProxyBody};
 use crate::chunked::{self, Decoder};
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::framed::{Framed, Left};
+use crate::timer::Timer;
 
 /// After a 101 answer: the upstream connection, with what the upstream already sent past the
 /// head in its buffer (to be delivered first). It still counts as open to the endpoint while
@@ -44,15 +47,20 @@ impl Upgraded {
 enum Failure {
     /// Nothing came back from a connection that may have been closed under us.
     Stale(ProxyError),
+    /// The deadline for the response head passed.
+    Expired,
     /// Anything else.
     Failed(ProxyError),
 }
 
-/// Sends `request` to the pool's endpoint and returns the response with its body streaming.
+/// Sends `request` to the pool's endpoint and returns the response with its body streaming,
+/// or [`Unanswered::Expired`] if its head is not in by `deadlines.head`; the body fails with
+/// a `TimedOut` error if it is not all in by `deadlines.whole`.
 pub async fn send(
     pool: &Arc<Pool>,
     request: Request<ProxyBody>,
-) -> Result<Response<ResponseBody>, ProxyError> {
+    deadlines: Deadlines,
+) -> Result<Response<ResponseBody>, Unanswered> {
     let (mut parts, body) = request.into_parts();
     let framing = head::frame_request(
         &mut parts.headers,
@@ -66,33 +74,49 @@ pub async fn send(
     let body = (framing != RequestFraming::Empty).then_some(body);
     let may_resend = body.is_none() && method.is_idempotent();
 
-    if let Some(connection) = pool.take_idle() {
-        match attempt(connection, &head, body, framing, &method, pool).await {
+    if let Some(mut connection) = pool.take_idle() {
+        connection.timer.set(deadlines.head);
+        match attempt(connection, &head, body, framing, &method, pool, deadlines).await {
             Ok(response) => return Ok(response),
             Err(Failure::Stale(_)) if may_resend => {
                 tracing::debug!("idle upstream connection was closed; sending again on a new one");
             }
-            Err(Failure::Stale(error) | Failure::Failed(error)) => return Err(error),
+            Err(failure) => return Err(failure.into()),
         }
-        let connection = pool.connect().await?;
-        return attempt(connection, &head, None, framing, &method, pool)
+        let connection = connect(pool, deadlines.head).await?;
+        return attempt(connection, &head, None, framing, &method, pool, deadlines)
             .await
-            .map_err(Failure::into_error);
+            .map_err(Into::into);
     }
-    let connection = pool.connect().await?;
-    attempt(connection, &head, body, framing, &method, pool)
+    let connection = connect(pool, deadlines.head).await?;
+    attempt(connection, &head, body, framing, &method, pool, deadlines)
         .await
-        .map_err(Failure::into_error)
+        .map_err(Into::into)
 }
 
-impl Failure {
-    fn into_error(self) -> ProxyError {
-        match self {
-            Failure::Stale(error) | Failure::Failed(error) => error,
+impl From<Failure> for Unanswered {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Expired => Unanswered::Expired,
+            Failure::Stale(error) | Failure::Failed(error) => Unanswered::Failed(error),
         }
     }
 }
 
+/// A new connection, dialed by `by`, its timer set to it.
+async fn connect(pool: &Arc<Pool>, by: Option<Instant>) -> Result<Connection, Unanswered> {
+    let dialed = match by {
+        Some(at) => tokio::time::timeout_at(at, pool.connect())
+            .await
+            .map_err(|_| Unanswered::Expired)?,
+        None => pool.connect().await,
+    };
+    let mut connection = dialed.map_err(Unanswered::Failed)?;
+    connection.timer.set(by);
+    Ok(connection)
+}
+
+/// One try on `connection`, whose timer is set to the deadline for the response head.
 async fn attempt(
     mut connection: Connection,
     head: &[u8],
@@ -100,24 +124,38 @@ async fn attempt(
     framing: RequestFraming,
     method: &Method,
     pool: &Arc<Pool>,
+    deadlines: Deadlines,
 ) -> Result<Response<ResponseBody>, Failure> {
     let Some(body) = body else {
-        let Connection { stream, read, .. } = &mut connection;
-        if let Err(error) = stream.write_all(head).await {
-            return Err(Failure::Stale(upstream_io(error)));
-        }
-        let parsed = read_head(stream, read, method).await?;
-        return Ok(respond(Source::Pooled(connection), parsed, pool));
+        let Connection {
+            stream,
+            read,
+            timer,
+            ..
+        } = &mut connection;
+        let exchanged = async {
+            if let Err(error) = stream.write_all(head).await {
+                return Err(Failure::Stale(upstream_io(error)));
+            }
+            read_head(stream, read, method).await
+        };
+        let parsed = tokio::select! {
+            biased;
+            parsed = exchanged => parsed?,
+            () = timer.expired() => return Err(Failure::Expired),
+        };
+        return Ok(respond(Source::Pooled(connection), parsed, pool, deadlines));
     };
 
     // The upstream may answer before the whole body is sent: read the head while sending.
-    let (stream, mut read, open) = connection.into_parts();
+    let (stream, mut held) = connection.into_parts();
     let (mut reader, writer) = stream.into_split();
     let mut sending = Box::pin(send_body(writer, head.to_vec(), body, framing));
     let mut sent = None;
     let mut send_error = None;
     let parsed = {
-        let receiving = read_head(&mut reader, &mut read, method);
+        let Held { read, timer, .. } = &mut held;
+        let receiving = read_head(&mut reader, read, method);
         tokio::pin!(receiving);
         loop {
             tokio::select! {
@@ -133,6 +171,7 @@ async fn attempt(
                     // The upstream may have answered and closed: see what it said.
                     Err(SendError::Upstream(error)) => send_error = Some(error),
                 },
+                () = timer.expired() => return Err(Failure::Expired),
             }
         }
     };
@@ -141,9 +180,10 @@ async fn attempt(
             .reunite(writer)
             .map_err(|e| Failure::Failed(upstream_io(io::Error::other(e))))?;
         return Ok(respond(
-            Source::Pooled(Connection::from_parts(stream, read, open)),
+            Source::Pooled(Connection::from_parts(stream, held)),
             parsed,
             pool,
+            deadlines,
         ));
     }
     let (response, framing, _) = parsed;
@@ -160,11 +200,15 @@ async fn attempt(
     let sender = (send_error.is_none()).then(|| AbortOnDrop(tokio::spawn(sending).abort_handle()));
     let detached = Source::Detached {
         reader,
-        read,
-        _open: open,
+        held,
         _sender: sender,
     };
-    Ok(respond(detached, (response, framing, false), pool))
+    Ok(respond(
+        detached,
+        (response, framing, false),
+        pool,
+        deadlines,
+    ))
 }
 
 /// Aborts a task when dropped.
@@ -176,11 +220,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The response with its body reading from `source`.
+/// The response with its body reading from `source`, by `deadlines.whole`.
 fn respond(
-    source: Source,
+    mut source: Source,
     (response, framing, keep_alive): Head,
     pool: &Arc<Pool>,
+    deadlines: Deadlines,
 ) -> Response<ResponseBody> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Source::Pooled(connection) = source
@@ -201,6 +246,7 @@ fn respond(
         ResponseFraming::Chunked => Framed::Chunked(Decoder::default()),
         ResponseFraming::UntilClose => Framed::UntilClose,
     };
+    source.parts().2.set(deadlines.whole);
     response.map(|()| ResponseBody {
         source: Some(source),
         framing: state,
@@ -374,18 +420,27 @@ enum Source {
     /// closed at the body's end.
     Detached {
         reader: OwnedReadHalf,
-        read: BytesMut,
-        _open: OpenGuard,
+        held: Held,
         _sender: Option<AbortOnDrop>,
     },
 }
 
 impl Source {
-    /// The socket to read from, and the buffer to read into.
-    fn parts(&mut self) -> (&mut (dyn AsyncRead + Unpin + Send), &mut BytesMut) {
+    /// The socket to read from, the buffer to read into, and the deadline timer.
+    fn parts(
+        &mut self,
+    ) -> (
+        &mut (dyn AsyncRead + Unpin + Send),
+        &mut BytesMut,
+        &mut Timer,
+    ) {
         match self {
-            Source::Pooled(connection) => (&mut connection.stream, &mut connection.read),
-            Source::Detached { reader, read, .. } => (reader, read),
+            Source::Pooled(connection) => (
+                &mut connection.stream,
+                &mut connection.read,
+                &mut connection.timer,
+            ),
+            Source::Detached { reader, held, .. } => (reader, &mut held.read, &mut held.timer),
         }
     }
 }
@@ -434,8 +489,13 @@ impl Body for ResponseBody {
         let Some(source) = this.source.as_mut() else {
             return Poll::Ready(None);
         };
-        let (reader, buf) = source.parts();
-        let (frame, left) = ready!(this.framing.poll_frame(reader, buf, cx, CUT_SHORT));
+        let (reader, buf, timer) = source.parts();
+        let Poll::Ready((frame, left)) = this.framing.poll_frame(reader, buf, cx, CUT_SHORT) else {
+            ready!(timer.poll_expired(cx));
+            // Cut short: the connection is out of step and is not reused.
+            this.source = None;
+            return Poll::Ready(Some(Err(body::timed_out())));
+        };
         match left {
             Left::More => {}
             Left::Nothing => this.finish(),

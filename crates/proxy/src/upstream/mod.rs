@@ -22,12 +22,14 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 
 use watertight_config as config;
 
-use crate::body::ProxyBody;
+use crate::body::{Deadline, ProxyBody};
 use crate::connector::EndpointConnector;
 use crate::error::{BoxError, ProxyError};
+use crate::timer::Timer;
 
 pub use exchange::{ResponseBody, Upgraded};
 use pool::Pool;
@@ -82,22 +84,48 @@ impl Upstream {
     }
 
     /// Sends `request` (its URI aimed at the endpoint) and returns the response as soon as
-    /// its head is in; the body streams.
+    /// its head is in, by `deadlines.head`; the body streams, and fails with a `TimedOut`
+    /// error if it is not all in by `deadlines.whole`.
     pub async fn send(
         &self,
         request: Request<ProxyBody>,
-    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        deadlines: Deadlines,
+    ) -> Result<Response<UpstreamBody>, Unanswered> {
         match self {
-            Upstream::Http1(pool) => exchange::send(pool, request)
+            Upstream::Http1(pool) => exchange::send(pool, request, deadlines)
                 .await
                 .map(|r| r.map(UpstreamBody::Http1)),
-            Upstream::Http2(client) => client
-                .request(request)
-                .await
-                .map(|r| r.map(UpstreamBody::Http2))
-                .map_err(ProxyError::from_upstream),
+            Upstream::Http2(client) => {
+                let mut timer = Timer::at(deadlines.head);
+                let response = tokio::select! {
+                    biased;
+                    response = client.request(request) => response
+                        .map_err(|e| Unanswered::Failed(ProxyError::from_upstream(e)))?,
+                    () = timer.expired() => return Err(Unanswered::Expired),
+                };
+                timer.set(deadlines.whole);
+                Ok(response.map(|body| UpstreamBody::Http2(Deadline::new(body, timer))))
+            }
         }
     }
+}
+
+/// When an exchange has to be done by, if at all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deadlines {
+    /// The response head.
+    pub head: Option<Instant>,
+    /// The response body's last byte.
+    pub whole: Option<Instant>,
+}
+
+/// Why [`Upstream::send`] returned no response.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// The deadline for the head passed first.
+    Expired,
+    /// The exchange failed.
+    Failed(ProxyError),
 }
 
 /// A response body from either kind of upstream.
@@ -105,7 +133,7 @@ pub enum UpstreamBody {
     /// Read by our HTTP/1.1 exchange.
     Http1(ResponseBody),
     /// Read by hyper's HTTP/2 client.
-    Http2(Incoming),
+    Http2(Deadline<Incoming>),
 }
 
 impl Body for UpstreamBody {
@@ -118,7 +146,7 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Http1(body) => Pin::new(body).poll_frame(cx),
-            UpstreamBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Http2(body) => Pin::new(body).poll_frame(cx),
         }
     }
 

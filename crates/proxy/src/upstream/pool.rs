@@ -23,17 +23,21 @@ use tokio::time::Instant;
 
 use crate::clock;
 use crate::error::{ErrorKind, ProxyError};
+use crate::timer::Timer;
 
 /// Read buffer given to a new connection; it grows for large heads and bodies.
 pub const READ_BUFFER: usize = 8 * 1024;
 
-/// One connection to the endpoint, with its read buffer.
+/// One connection to the endpoint, with its read buffer and its deadline timer.
 #[derive(Debug)]
 pub struct Connection {
     /// The socket.
     pub stream: TcpStream,
     /// Bytes read and not yet consumed.
     pub read: BytesMut,
+    /// The deadline of the exchange the connection carries, set anew for each one (the
+    /// same timer for the connection's life: see `timer.rs`).
+    pub timer: Timer,
     _open: OpenGuard,
 }
 
@@ -48,19 +52,37 @@ impl Drop for OpenGuard {
 }
 
 impl Connection {
-    /// The socket, the buffer, and what keeps the connection counted as open.
-    pub fn into_parts(self) -> (TcpStream, BytesMut, OpenGuard) {
-        (self.stream, self.read, self._open)
+    /// The socket, and the rest: the buffer, the timer, and what keeps the connection
+    /// counted as open.
+    pub fn into_parts(self) -> (TcpStream, Held) {
+        let held = Held {
+            read: self.read,
+            timer: self.timer,
+            open: self._open,
+        };
+        (self.stream, held)
     }
 
     /// Puts a connection back together from [`Connection::into_parts`].
-    pub fn from_parts(stream: TcpStream, read: BytesMut, open: OpenGuard) -> Self {
+    pub fn from_parts(stream: TcpStream, held: Held) -> Self {
         Self {
             stream,
-            read,
-            _open: open,
+            read: held.read,
+            timer: held.timer,
+            _open: held.open,
         }
     }
+}
+
+/// What a connection holds beside its socket, while the socket is split in two.
+#[derive(Debug)]
+pub struct Held {
+    /// Bytes read and not yet consumed.
+    pub read: BytesMut,
+    /// The exchange's deadline timer.
+    pub timer: Timer,
+    /// Keeps the connection counted as open.
+    pub open: OpenGuard,
 }
 
 #[derive(Debug)]
@@ -170,6 +192,7 @@ impl Pool {
         Ok(Connection {
             stream,
             read: BytesMut::with_capacity(READ_BUFFER),
+            timer: Timer::new(),
             _open: OpenGuard(self.open.clone()),
         })
     }
