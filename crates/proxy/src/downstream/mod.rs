@@ -110,10 +110,17 @@ async fn first_bytes(
 ) -> bool {
     loop {
         // Readiness first: a connection with a request waiting does not register with
-        // `closing` only to unregister (`read_head` looked at it before this wait).
+        // `closing` only to unregister (`read_head` looked at it before this wait). The
+        // socket's own reader slot takes the waker (as a read does), not tokio's list of
+        // `readable()` waiters, which is locked to join, to wake and to leave.
+        let socket: &TcpStream = reader.get_ref().as_ref();
         tokio::select! {
             biased;
-            ready = reader.get_ref().readable() => if ready.is_err() { return false },
+            ready = std::future::poll_fn(|cx| socket.poll_read_ready(cx)) => {
+                if ready.is_err() {
+                    return false;
+                }
+            }
             () = closing.raised() => return false,
         }
         // Readiness can be stale: a read that would block gives the buffer back. (One poll

@@ -14,7 +14,6 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -224,18 +223,12 @@ async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
 }
 
 /// Whether an idle connection can carry a request: the upstream has neither closed it nor
-/// sent anything unasked. It asks the socket only when the event loop saw it readable, so
-/// the common case costs no system call.
+/// sent anything unasked. `try_read` asks the socket only when the event loop saw it
+/// readable, so the common case costs no system call, and it leaves no waker behind (the
+/// socket's waker slot is locked to change one).
 fn still_open(connection: &Connection) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match connection.stream.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(connection.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-        }
-    }
+    let mut probe = [0u8; 1];
+    matches!(connection.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]
