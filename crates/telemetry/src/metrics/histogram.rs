@@ -1,18 +1,20 @@
 //! A latency histogram that many cores can record into at once without taking a lock.
 //!
 //! prometheus-client's own histogram takes a mutex on every observation, so two cores serving
-//! the same route would queue on it. Here each bucket is its own atomic counter and the sum is
-//! kept in whole nanoseconds, so an observation is two relaxed atomic additions. The last
+//! the same route would queue on it. Here each bucket is its own counter and the sum is kept
+//! in whole nanoseconds, each kept per thread (`per_thread.rs`), so an observation is two
+//! plain additions to this thread's slots, no atomic read-modify-write. The last
 //! traced observation of each bucket is kept as an exemplar (trace id and value); storing one
 //! only ever *tries* a lock and skips on contention, so a traced request never waits either.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
+
+use super::per_thread::PerThread;
 
 /// Upper bounds, in seconds, from a tenth of a millisecond (a proxy hop on loopback) to a
 /// minute (a long download or a stuck upstream).
@@ -55,8 +57,8 @@ impl Exemplar {
 
 #[derive(Debug)]
 struct Core {
-    counts: [AtomicU64; SLOTS],
-    sum_nanos: AtomicU64,
+    counts: [PerThread; SLOTS],
+    sum_nanos: PerThread,
     exemplars: [Mutex<Option<Exemplar>>; SLOTS],
 }
 
@@ -67,8 +69,8 @@ pub struct LatencyHistogram(Arc<Core>);
 impl Default for LatencyHistogram {
     fn default() -> Self {
         Self(Arc::new(Core {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
+            counts: std::array::from_fn(|_| PerThread::default()),
+            sum_nanos: PerThread::default(),
             exemplars: std::array::from_fn(|_| Mutex::new(None)),
         }))
     }
@@ -99,24 +101,20 @@ impl LatencyHistogram {
             .iter()
             .position(|&bound| seconds <= bound)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.0.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.0.counts[slot].add(1);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.0.sum_nanos.add(nanos);
         slot
     }
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
-        self.0
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.0.counts.iter().map(PerThread::sum).sum()
     }
 
     /// Sum of all observations, in seconds.
     pub fn sum(&self) -> f64 {
-        self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        self.0.sum_nanos.sum() as f64 / 1e9
     }
 
     /// The exemplar of the bucket whose upper bound is `le` (`f64::INFINITY` for `+Inf`).
@@ -137,7 +135,7 @@ impl LatencyHistogram {
         let mut total = 0;
         let mut buckets = Vec::with_capacity(SLOTS);
         for (slot, count) in self.0.counts.iter().enumerate() {
-            let count = count.load(Ordering::Relaxed);
+            let count = count.sum();
             total += count;
             let bound = LATENCY_BUCKETS.get(slot).copied().unwrap_or(f64::INFINITY);
             buckets.push((bound, count));

@@ -14,6 +14,7 @@
 mod exposition;
 mod failover;
 mod histogram;
+mod per_thread;
 mod process;
 pub mod scrape;
 
@@ -24,7 +25,6 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use exposition::Format;
@@ -105,22 +105,22 @@ struct ReasonLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    route_requests: Family<RouteStatusLabels, Counter>,
+    route_requests: Family<RouteStatusLabels, per_thread::Counter>,
     route_duration: Family<RouteLabels, LatencyHistogram>,
-    route_in_flight: Family<RouteLabels, Gauge>,
-    route_request_bytes: Family<RouteLabels, Counter>,
-    route_response_bytes: Family<RouteLabels, Counter>,
+    route_in_flight: Family<RouteLabels, per_thread::Gauge>,
+    route_request_bytes: Family<RouteLabels, per_thread::Counter>,
+    route_response_bytes: Family<RouteLabels, per_thread::Counter>,
     route_retries: Family<RouteOutcomeLabels, Counter>,
     route_fallbacks: Family<RouteOutcomeLabels, Counter>,
-    upstream_requests: Family<EndpointStatusLabels, Counter>,
+    upstream_requests: Family<EndpointStatusLabels, per_thread::Counter>,
     upstream_duration: Family<EndpointLabels, LatencyHistogram>,
-    upstream_request_bytes: Family<EndpointLabels, Counter>,
-    upstream_response_bytes: Family<EndpointLabels, Counter>,
+    upstream_request_bytes: Family<EndpointLabels, per_thread::Counter>,
+    upstream_response_bytes: Family<EndpointLabels, per_thread::Counter>,
     breaker_transitions: Family<BreakerLabels, Counter>,
     outlier_ejections: Family<EndpointLabels, Counter>,
     proxy_errors: Family<ErrorLabels, Counter>,
-    listener_open: Family<ListenerLabels, Gauge>,
-    listener_accepted: Family<ListenerLabels, Counter>,
+    listener_open: Family<ListenerLabels, per_thread::Gauge>,
+    listener_accepted: Family<ListenerLabels, per_thread::Counter>,
     config_reloads: Family<OutcomeLabels, Counter>,
     access_log_dropped: Counter,
     spans_exported: Counter,
@@ -496,11 +496,11 @@ impl Metrics {
 /// What a request records against its route.
 #[derive(Clone, Debug)]
 pub struct RouteMetrics {
-    responses: [Counter; 5],
+    responses: [per_thread::Counter; 5],
     duration: LatencyHistogram,
-    in_flight: Gauge,
-    request_bytes: Counter,
-    response_bytes: Counter,
+    in_flight: per_thread::Gauge,
+    request_bytes: per_thread::Counter,
+    response_bytes: per_thread::Counter,
 }
 
 /// One finished exchange, as the route's metrics see it.
@@ -557,11 +557,11 @@ pub struct RetryMetrics {
 /// What an upstream attempt records against its endpoint.
 #[derive(Clone, Debug)]
 pub struct EndpointMetrics {
-    answered: [Counter; 5],
-    failed: Counter,
+    answered: [per_thread::Counter; 5],
+    failed: per_thread::Counter,
     duration: LatencyHistogram,
-    request_bytes: Counter,
-    response_bytes: Counter,
+    request_bytes: per_thread::Counter,
+    response_bytes: per_thread::Counter,
     breaker_entered: [Counter; 3],
     ejections: Counter,
 }
@@ -614,8 +614,8 @@ impl EndpointMetrics {
 /// What a listener records about its connections.
 #[derive(Clone, Debug)]
 pub struct ListenerMetrics {
-    open: Gauge,
-    accepted: Counter,
+    open: per_thread::Gauge,
+    accepted: per_thread::Counter,
 }
 
 impl ListenerMetrics {
@@ -629,7 +629,7 @@ impl ListenerMetrics {
 
 /// Counts one client connection as open while it lives.
 #[derive(Debug)]
-pub struct OpenConnection(Gauge);
+pub struct OpenConnection(per_thread::Gauge);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

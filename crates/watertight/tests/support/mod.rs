@@ -14,13 +14,28 @@ use hyper_util::rt::TokioExecutor;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_watertight");
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a process to bind later.
+///
+/// It comes from below the kernel's ephemeral range (32768 and up by default), which every
+/// `bind(":0")` of the tests running alongside draws from: a port asked of the kernel here
+/// and let go could be handed to one of them before the process under test binds it.
+/// Callers in this process get distinct ports.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const RANGE: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries of one run start at different offsets (the process id), then step on.
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..RANGE {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + start.wrapping_add(step.wrapping_mul(31)) % RANGE;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + RANGE);
 }
 
 /// A `watertight` process, killed when dropped.
