@@ -89,12 +89,16 @@ pub struct Noted {
     pub transfer_encoding: bool,
     pub te: bool,
     pub expect: bool,
+    /// How many `Host` lines (counting stops at two).
+    pub hosts: u8,
 }
 
 impl Noted {
     fn note(&mut self, name: &HeaderName) {
         // Standard names compare as small integers.
-        if *name == header::CONNECTION {
+        if *name == header::HOST {
+            self.hosts = (self.hosts + 1).min(2);
+        } else if *name == header::CONNECTION {
             self.connection = true;
         } else if *name == header::CONTENT_LENGTH {
             self.content_length = true;
@@ -302,7 +306,7 @@ mod tests {
     fn framing_fields_are_noted_whatever_their_case() {
         let (_, noted) = mapped(
             b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
-              te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\n\r\n",
+              te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\nHOST: a\r\n\r\n",
         );
         let all = Noted {
             plain_connection: None,
@@ -311,6 +315,7 @@ mod tests {
             transfer_encoding: true,
             te: true,
             expect: true,
+            hosts: 1,
         };
         assert_eq!(noted, all);
         // Each on its own.
@@ -318,6 +323,7 @@ mod tests {
         assert!(one(b"Content-Length: 1\r\n\r\n").content_length);
         assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
         assert!(one(b"TE: x\r\n\r\n").te);
+        assert_eq!(one(b"Host: a\r\nhost: a\r\nHost: b\r\n\r\n").hosts, 2);
         assert!(!one(b"TE: x\r\n\r\n").transfer_encoding);
     }
 

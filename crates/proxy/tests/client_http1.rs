@@ -104,7 +104,7 @@ async fn refused_heads_are_counted_by_reason() {
     exchange_to_close(address, b"GET / HTTP/3.0\r\nHost: a\r\n\r\n").await;
     exchange_to_close(
         address,
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
     )
     .await;
     let text = proxy
@@ -136,6 +136,49 @@ async fn unknown_transfer_codings_and_versions_are_refused() {
     assert!(answer.starts_with("HTTP/1.1 505 "), "{answer}");
     let answer = exchange_to_close(address, b"GET / HTTP/1.1\r\nBad Field: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}
+
+#[tokio::test]
+async fn http_1_1_without_one_valid_host_gets_400_and_reaches_nobody() {
+    let (_proxy, address, app) = proxy_to_sample().await;
+    for (head, why) in [
+        ("GET / HTTP/1.1\r\n\r\n", "no Host"),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "more than one Host",
+        ),
+        ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "bad Host"),
+        ("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", "bad Host"),
+    ] {
+        let answer = exchange_to_close(address, head.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{head:?}: {answer}");
+        assert!(
+            answer.ends_with(&format!(": {why}\n")),
+            "{head:?}: {answer}"
+        );
+    }
+    // HTTP/1.0 may leave it out.
+    let answer = exchange_to_close(address, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(
+        app.requests_served(),
+        1,
+        "only the HTTP/1.0 request went up"
+    );
+}
+
+#[tokio::test]
+async fn a_request_target_longer_than_a_whole_head_gets_414() {
+    let (_proxy, address, _app) = proxy_to_sample().await;
+    let head = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(70 * 1024));
+    let answer = exchange_to_close(address, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 414 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-watertight-reason: uri-too-long"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

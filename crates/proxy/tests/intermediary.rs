@@ -170,6 +170,40 @@ async fn an_absolute_form_request_goes_upstream_in_origin_form_with_its_host() {
 }
 
 #[tokio::test]
+async fn an_absolute_form_target_names_the_host_whatever_host_says() {
+    // RFC 9112 §3.2.2: the target's host is routed on and forwarded, the client's `Host`
+    // dropped.
+    let app = upstream("app").await;
+    let yaml = format!(
+        r#"
+access_log: "off"
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - name: shop
+        match: {{ hosts: ["shop.example"] }}
+        cluster: app
+clusters:
+  - name: app
+    endpoints: [{{ address: "{}" }}]
+"#,
+        app.local_addr()
+    );
+    let (_proxy, address) = proxy(&yaml).await;
+    let echo = echo_raw(
+        address,
+        b"GET http://shop.example/echo HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(echo_field_values(&echo, "host"), ["shop.example"], "{echo}");
+    assert_eq!(
+        echo_field(&echo, "x-forwarded-host").as_deref(),
+        Some("shop.example")
+    );
+}
+
+#[tokio::test]
 async fn a_request_without_host_names_the_endpoint() {
     let app = upstream("app").await;
     let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;

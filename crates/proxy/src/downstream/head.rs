@@ -23,6 +23,8 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub enum Refusal {
     /// 400: not a valid request head, or ambiguous framing.
     BadRequest(&'static str),
+    /// 414: the request line alone is longer than a whole head may be.
+    UriTooLong,
     /// 431: the head is too large or has too many fields.
     HeadTooLarge,
     /// 501: a transfer coding other than chunked last.
@@ -36,6 +38,7 @@ impl Refusal {
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::BadRequest(_) => "bad-request",
+            Refusal::UriTooLong => "uri-too-long",
             Refusal::HeadTooLarge => "head-too-large",
             Refusal::NotImplemented => "unsupported-transfer-coding",
             Refusal::VersionNotSupported => "unsupported-version",
@@ -46,6 +49,7 @@ impl Refusal {
     pub fn status(self) -> StatusCode {
         match self {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::UriTooLong => StatusCode::URI_TOO_LONG,
             Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Refusal::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
@@ -94,14 +98,14 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     let mut parsed = httparse::Request::new(&mut []);
     let length = match parsed.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Refusal::HeadTooLarge),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_large(buf)),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadTooLarge),
         Err(httparse::Error::Version) => return Err(Refusal::VersionNotSupported),
         Err(_) => return Err(Refusal::BadRequest("malformed request head")),
     };
     if length > MAX_HEAD {
-        return Err(Refusal::HeadTooLarge);
+        return Err(too_large(buf));
     }
     let method = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
         .map_err(|_| Refusal::BadRequest("bad method"))?;
@@ -117,10 +121,11 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
     let uri = Uri::from_maybe_shared(head.slice(target))
         .map_err(|_| Refusal::BadRequest("bad request target"))?;
     // Room for what the proxy adds (Via, X-Forwarded-*) without growing.
-    let (headers, noted) = spans.to_map(&head, 4).map_err(|bad| match bad {
+    let (mut headers, noted) = spans.to_map(&head, 4).map_err(|bad| match bad {
         BadField::Name => Refusal::BadRequest("bad field name"),
         BadField::Value => Refusal::BadRequest("bad field value"),
     })?;
+    settle_host(&uri, &mut headers, version, noted)?;
     let framing = request_framing(&headers, noted)?;
     let keep_alive = persistent(version, &headers, noted);
     let expects_continue = noted.expect
@@ -142,6 +147,105 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, Refusal>
         expects_continue,
         takes_trailers,
     }))
+}
+
+/// Which limit a head over [`MAX_HEAD`] broke: the request line's alone, or the head's.
+fn too_large(buf: &[u8]) -> Refusal {
+    if buf[..buf.len().min(MAX_HEAD)].contains(&b'\n') {
+        Refusal::HeadTooLarge
+    } else {
+        Refusal::UriTooLong
+    }
+}
+
+/// The host a request is for, by RFC 9112 §3.2: a request in absolute form names it in its
+/// target, which replaces any `Host` line (§3.2.2: the proxy must not forward the client's);
+/// otherwise one valid `Host` line, required of HTTP/1.1. Two lines, or a value that is not
+/// `host[:port]`, could be read one way here and another way upstream: refused.
+fn settle_host(
+    uri: &Uri,
+    headers: &mut HeaderMap,
+    version: Version,
+    noted: Noted,
+) -> Result<(), Refusal> {
+    if uri.scheme().is_some()
+        && let Some(authority) = uri.authority()
+    {
+        // Without any `user@` (not part of the host, and never forwarded).
+        let host = authority.as_str().rsplit('@').next().unwrap_or("");
+        let host = HeaderValue::from_str(host)
+            .ok()
+            .filter(|host| valid_host(host.as_bytes()))
+            .ok_or(Refusal::BadRequest("bad host in the request target"))?;
+        headers.insert(header::HOST, host);
+        return Ok(());
+    }
+    match noted.hosts {
+        0 if version == Version::HTTP_11 => Err(Refusal::BadRequest("no Host")),
+        0 => Ok(()),
+        1 if headers
+            .get(header::HOST)
+            .is_some_and(|host| valid_host(host.as_bytes())) =>
+        {
+            Ok(())
+        }
+        1 => Err(Refusal::BadRequest("bad Host")),
+        _ => Err(Refusal::BadRequest("more than one Host")),
+    }
+}
+
+/// `host[:port]` (RFC 9110 §7.2): a registered name or IPv4 address (RFC 3986 reg-name
+/// characters), or an IP literal in brackets, and a port of digits.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        None => return false,
+        Some(b'[') => {
+            let Some(end) = value.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = &value[1..end];
+            if literal.is_empty()
+                || !literal
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+            {
+                return false;
+            }
+            (&value[..0], &value[end + 1..])
+        }
+        Some(_) => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    let name_ok = host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+    });
+    // A bracketed literal leaves `host` empty; a name may not be.
+    port_ok && name_ok && (!host.is_empty() || value[0] == b'[')
 }
 
 /// The framing of a request body (RFC 9112 §6.3). Both `Transfer-Encoding` and
@@ -254,6 +358,7 @@ pub fn refusal_response(refusal: Refusal, date: &[u8]) -> Vec<u8> {
     let status = refusal.status();
     let reason = match refusal {
         Refusal::BadRequest(why) => why,
+        Refusal::UriTooLong => "request target too long",
         Refusal::HeadTooLarge => "request head too large",
         Refusal::NotImplemented => "transfer coding not implemented",
         Refusal::VersionNotSupported => "HTTP version not supported",
@@ -321,7 +426,7 @@ mod tests {
                 .host(),
             Some("a.example")
         );
-        let connect = head("CONNECT db.example:5432 HTTP/1.1\r\n\r\n");
+        let connect = head("CONNECT db.example:5432 HTTP/1.1\r\nHost: db.example:5432\r\n\r\n");
         assert_eq!(
             connect.request.uri().authority().unwrap(),
             "db.example:5432"
@@ -329,39 +434,108 @@ mod tests {
     }
 
     #[test]
-    fn body_framing_by_rfc_9112_section_6_3() {
-        assert_eq!(head("GET / HTTP/1.1\r\n\r\n").framing, BodyFraming::Empty);
+    fn the_target_of_an_absolute_form_request_replaces_its_host() {
+        let h = head("GET http://user@a.example:8080/p HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        let hosts: Vec<_> = h.request.headers().get_all("host").iter().collect();
+        assert_eq!(hosts, ["a.example:8080"]);
+        // Even two `Host` lines: the target says which host.
+        let h = head("GET http://a.example/ HTTP/1.1\r\nHost: b\r\nHost: c\r\n\r\n");
+        assert_eq!(h.request.headers()["host"], "a.example");
         assert_eq!(
-            head("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").framing,
+            parse("GET http://a.example:1234567/ HTTP/1.1\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("bad host in the request target")
+        );
+    }
+
+    #[test]
+    fn http_1_1_needs_exactly_one_valid_host() {
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("no Host")
+        );
+        assert!(head("GET / HTTP/1.0\r\n\r\n").request.headers().is_empty());
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("more than one Host")
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("more than one Host")
+        );
+        for good in [
+            "a.example",
+            "a.example:8080",
+            "A-1.example.",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8443",
+            "[2001:db8::7]",
+            "xn--bcher-kva.example",
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert!(parse(&text).is_ok(), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "user@a.example",
+            "a.example:80x",
+            "a.example:123456",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[zz::1]",
+            ":80",
+            "a\\b",
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(
+                parse(&text).unwrap_err(),
+                Refusal::BadRequest("bad Host"),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn body_framing_by_rfc_9112_section_6_3() {
+        assert_eq!(
+            head("GET / HTTP/1.1\r\nHost: a\r\n\r\n").framing,
             BodyFraming::Empty
         );
         assert_eq!(
-            head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").framing,
+            head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").framing,
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").framing,
             BodyFraming::Chunked
         );
         assert_eq!(
-            head("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n").framing,
+            head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n").framing,
             BodyFraming::Length(5)
         );
     }
 
     #[test]
     fn ambiguous_or_unknown_framing_is_refused() {
-        let smuggle = "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let smuggle =
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(parse(smuggle), Err(Refusal::BadRequest(_))));
         assert!(matches!(
-            parse("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
             Err(Refusal::BadRequest(_))
         ));
         for bad in ["-1", "+5", "0x5", "", "5 5"] {
-            let text = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+            let text = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {bad}\r\n\r\n");
             assert!(
                 matches!(parse(&text), Err(Refusal::BadRequest(_))),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap_err(),
+            parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap_err(),
             Refusal::NotImplemented
         );
     }
@@ -383,12 +557,15 @@ mod tests {
         );
         let huge = format!("GET / HTTP/1.1\r\nx-big: {}", "a".repeat(MAX_HEAD));
         assert_eq!(parse(&huge).unwrap_err(), Refusal::HeadTooLarge);
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(&long_target).unwrap_err(), Refusal::UriTooLong);
+        assert_eq!(Refusal::UriTooLong.status(), StatusCode::URI_TOO_LONG);
     }
 
     #[test]
     fn which_clients_keep_the_connection() {
-        assert!(head("GET / HTTP/1.1\r\n\r\n").keep_alive);
-        assert!(!head("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.1\r\nHost: a\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive);
         assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
         let chunked_1_0 =
@@ -399,7 +576,7 @@ mod tests {
     #[test]
     fn expect_and_te_are_noted() {
         let h = head(
-            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nTE: trailers\r\nContent-Length: 1\r\n\r\n",
+            "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTE: trailers\r\nContent-Length: 1\r\n\r\n",
         );
         assert!(h.expects_continue);
         assert!(h.takes_trailers);
