@@ -91,6 +91,8 @@ pub struct Noted {
     pub expect: bool,
     /// How many `Host` lines (counting stops at two).
     pub hosts: u8,
+    /// Where the first `Host` line's value lies in the head.
+    pub host: (u32, u32),
 }
 
 impl Noted {
@@ -223,6 +225,9 @@ impl FieldSpans {
                 }
             }
             noted.note(&name);
+            if noted.hosts == 1 && name == header::HOST {
+                noted.host = (value_start, value_end);
+            }
             headers.append(name, value_of(span)?);
         }
         noted.plain_connection = held.map(|(plain, _)| plain);
@@ -304,10 +309,10 @@ mod tests {
 
     #[test]
     fn framing_fields_are_noted_whatever_their_case() {
-        let (_, noted) = mapped(
-            b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
-              te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\nHOST: a\r\n\r\n",
-        );
+        let text = b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
+              te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\nHOST: ab\r\n\r\n";
+        let (_, noted) = mapped(text);
+        let host_at = text.windows(2).position(|w| w == b"ab").unwrap() as u32;
         let all = Noted {
             plain_connection: None,
             connection: true,
@@ -316,6 +321,7 @@ mod tests {
             te: true,
             expect: true,
             hosts: 1,
+            host: (host_at, host_at + 2),
         };
         assert_eq!(noted, all);
         // Each on its own.
@@ -323,7 +329,8 @@ mod tests {
         assert!(one(b"Content-Length: 1\r\n\r\n").content_length);
         assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
         assert!(one(b"TE: x\r\n\r\n").te);
-        assert_eq!(one(b"Host: a\r\nhost: a\r\nHost: b\r\n\r\n").hosts, 2);
+        let hosts = one(b"Host: a\r\nhost: a\r\nHost: b\r\n\r\n");
+        assert_eq!((hosts.hosts, hosts.host), (2, (6, 7)), "counted; the first kept");
         assert!(!one(b"TE: x\r\n\r\n").transfer_encoding);
     }
 
