@@ -309,7 +309,8 @@ mod tests {
 
     #[test]
     fn framing_fields_are_noted_whatever_their_case() {
-        let text = b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
+        let text =
+            b"Connection: close, x-hop\r\nCONTENT-LENGTH: 3\r\nTransfer-Encoding: chunked\r\n\
               te: trailers\r\nExpect: 100-continue\r\nx-other: 1\r\nHOST: ab\r\n\r\n";
         let (_, noted) = mapped(text);
         let host_at = text.windows(2).position(|w| w == b"ab").unwrap() as u32;
@@ -330,7 +331,11 @@ mod tests {
         assert!(!one(b"Content-Length: 1\r\n\r\n").connection);
         assert!(one(b"TE: x\r\n\r\n").te);
         let hosts = one(b"Host: a\r\nhost: a\r\nHost: b\r\n\r\n");
-        assert_eq!((hosts.hosts, hosts.host), (2, (6, 7)), "counted; the first kept");
+        assert_eq!(
+            (hosts.hosts, hosts.host),
+            (2, (6, 7)),
+            "counted; the first kept"
+        );
         assert!(!one(b"TE: x\r\n\r\n").transfer_encoding);
     }
 
