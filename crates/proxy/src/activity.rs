@@ -126,6 +126,14 @@ impl Activity {
         if self.last_ms.load(Ordering::Relaxed) == 0 && bytes.starts_with(b"PRI * HTTP/2") {
             self.http2.store(true, Ordering::Relaxed);
         }
+        self.head_begun();
+    }
+
+    /// Notes that a request head has begun and is not whole yet: starts the header-read
+    /// clock unless it runs or a request is in flight. Bytes of a pipelined head that came
+    /// while the request before it was in flight start it here, once that request has ended
+    /// and the rest of the head is still awaited.
+    pub fn head_begun(&self) {
         if self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_started.load(Ordering::Relaxed) == 0
         {

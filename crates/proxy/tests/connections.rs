@@ -163,6 +163,33 @@ async fn a_half_sent_head_does_not_hold_up_a_shutdown() {
 }
 
 #[tokio::test]
+async fn a_pipelined_head_left_half_sent_is_cut_at_the_header_read_timeout() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_with(&app, "60s", "300ms").await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    // The second head's start comes with the first request, and its rest never does.
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .is_ok();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "the first request was answered"
+    );
+    assert!(closed, "the half-sent head held the connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed at the header-read timeout, not the idle one"
+    );
+    assert_eq!(app.requests_served(), 1);
+}
+
+#[tokio::test]
 async fn a_trickled_head_is_cut_even_when_the_idle_timeout_is_shorter() {
     let app = upstream("app").await;
     let (_proxy, address) = proxy_with(&app, "300ms", "1s").await;

@@ -221,7 +221,9 @@ impl Http1 {
             if !buf.is_empty() {
                 match head::parse_request(buf) {
                     Ok(Some(head)) => return Some(head),
-                    Ok(None) => {}
+                    // Part of a head: the header-read clock runs while the rest is awaited
+                    // (it may have come pipelined, during the request before).
+                    Ok(None) => self.connection.activity.head_begun(),
                     Err(refusal) => {
                         tracing::debug!(?refusal, client = %self.connection.client, "request head refused");
                         // Never routed, so never logged as an exchange: counted here.
