@@ -127,8 +127,7 @@ impl<B: Body<Data = Bytes>, O: Observer> Body for Observed<B, O> {
 
 pin_project_lite::pin_project! {
     /// Fails the body with a `TimedOut` error when the exchange deadline passes mid-stream.
-    /// Its timer is only looked at once the body has to wait: a body that is ready when
-    /// asked never touches the timer wheel.
+    /// Its timer is only looked at once the body has to wait.
     pub struct Deadline<B> {
         #[pin]
         inner: B,

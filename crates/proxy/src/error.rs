@@ -24,7 +24,8 @@ pub enum ErrorKind {
     NoEndpoint,
     /// The TCP connection to the upstream was refused.
     ConnectRefused,
-    /// The TCP connection to the upstream did not complete within the connect timeout.
+    /// The TCP connection to the upstream did not complete within the connect timeout (or
+    /// before the request's deadline).
     ConnectTimeout,
     /// The TCP connection failed for another reason (unreachable, name not resolved, ...).
     ConnectFailed,

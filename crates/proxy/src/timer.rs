@@ -42,11 +42,16 @@ impl Timer {
         }
     }
 
-    /// A timer firing at `at` (or never).
+    /// A timer firing at `at` (or never). Like [`Timer::new`], it enters the wheel only
+    /// when first polled.
     pub fn at(at: Option<Instant>) -> Self {
-        let mut timer = Self::new();
-        timer.set(at);
-        timer
+        match at {
+            Some(at) => Self {
+                sleep: Box::pin(tokio::time::sleep_until(at)),
+                at: Some(at),
+            },
+            None => Self::new(),
+        }
     }
 
     /// Fires at `at` from now on, or never if `None`.
@@ -78,6 +83,15 @@ impl Timer {
     /// Resolves once the deadline has passed; never when none is set.
     pub async fn expired(&mut self) {
         std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    }
+
+    /// `work`'s output, or `None` if the deadline passes first (`work` is polled first).
+    pub async fn run<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            done = work => Some(done),
+            () = self.expired() => None,
+        }
     }
 }
 

@@ -300,7 +300,7 @@ async fn a_body_the_route_never_reads_and_still_coming_closes_the_connection() {
     let (_proxy, address) = proxy_with_one_route().await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
-        .write_all(b"POST /elsewhere HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nGET /only/x HTTP/1.1\r\n\r\n")
+        .write_all(b"POST /elsewhere HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nGET /only/x HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .unwrap();
     let answer = read_until_close(&mut stream).await;

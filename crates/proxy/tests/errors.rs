@@ -122,6 +122,21 @@ async fn unanswered_connect_is_a_504_connect_timeout() {
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(answer.reason(), Some("connect-timeout"));
+
+    // The request's deadline running out first, with a body that has not begun to go: still
+    // the endpoint's connect, not a slow client.
+    let (proxy, address) = proxy_to(
+        endpoint,
+        &["connect_timeout: 30s", "request_timeout: 300ms"],
+    )
+    .await;
+    let request = http::Request::post(format!("http://{address}/upload"))
+        .body(watertight_proxy::body::full("some body"))
+        .unwrap();
+    let answer = send(&h1(), request).await;
+    assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(answer.reason(), Some("connect-timeout"));
+    assert_eq!(proxy.current().cluster_status()[0].endpoints[0].failures, 1);
     drop(socket);
 }
 

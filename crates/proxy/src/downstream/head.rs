@@ -158,10 +158,11 @@ fn too_large(buf: &[u8]) -> Refusal {
     }
 }
 
-/// The host a request is for, by RFC 9112 §3.2: a request in absolute form names it in its
-/// target, which replaces any `Host` line (§3.2.2: the proxy must not forward the client's);
-/// otherwise one valid `Host` line, required of HTTP/1.1. Two lines, or a value that is not
-/// `host[:port]`, could be read one way here and another way upstream: refused.
+/// The host a request is for, by RFC 9112 §3.2: at most one `Host` line, a valid one, and
+/// one always on HTTP/1.1 (two lines, or a value that is not `host[:port]`, could be read
+/// one way here and another way upstream: refused). A request in absolute form names its
+/// host in the target, which then replaces the `Host` line (§3.2.2: the proxy must not
+/// forward the client's); a target with `user@` in it is refused (RFC 9110 §4.2.4).
 fn settle_host(
     uri: &Uri,
     headers: &mut HeaderMap,
@@ -169,36 +170,36 @@ fn settle_host(
     noted: Noted,
     head: &[u8],
 ) -> Result<(), Refusal> {
+    match noted.hosts {
+        0 if version == Version::HTTP_11 && uri.scheme().is_none() => {
+            return Err(Refusal::BadRequest("no Host"));
+        }
+        0 => {}
+        1 => {
+            let (start, end) = noted.host;
+            if !valid_host(&head[start as usize..end as usize]) {
+                return Err(Refusal::BadRequest("bad Host"));
+            }
+        }
+        _ => return Err(Refusal::BadRequest("more than one Host")),
+    }
     if uri.scheme().is_some()
         && let Some(authority) = uri.authority()
     {
-        // Without any `user@` (not part of the host, and never forwarded).
-        let host = authority.as_str().rsplit('@').next().unwrap_or("");
-        let host = HeaderValue::from_str(host)
+        let host = HeaderValue::from_str(authority.as_str())
             .ok()
             .filter(|host| valid_host(host.as_bytes()))
             .ok_or(Refusal::BadRequest("bad host in the request target"))?;
         headers.insert(header::HOST, host);
-        return Ok(());
     }
-    match noted.hosts {
-        0 if version == Version::HTTP_11 => Err(Refusal::BadRequest("no Host")),
-        0 => Ok(()),
-        1 => {
-            let (start, end) = noted.host;
-            if valid_host(&head[start as usize..end as usize]) {
-                Ok(())
-            } else {
-                Err(Refusal::BadRequest("bad Host"))
-            }
-        }
-        _ => Err(Refusal::BadRequest("more than one Host")),
-    }
+    Ok(())
 }
 
 /// `host[:port]` (RFC 9110 §7.2): a registered name or IPv4 address (RFC 3986 reg-name
-/// characters), or an IP literal in brackets, and a port of at most five digits. One pass
-/// over the bytes, by table: it runs on every request.
+/// characters but `,`, which a list-splitting reader would take for two values), or an IPv6
+/// literal in brackets (no zone identifier, no IPvFuture), and a port of at most five
+/// digits. Not empty: an `http` URI's host never is (RFC 9110 §4.2.1). One pass over the
+/// bytes, by table: it runs on every request.
 fn valid_host(value: &[u8]) -> bool {
     if value.first() == Some(&b'[') {
         let Some(end) = value.iter().position(|&b| b == b']') else {
@@ -235,7 +236,8 @@ fn valid_port(port: &[u8]) -> bool {
     }
 }
 
-/// The bytes of an RFC 3986 reg-name: unreserved, sub-delims and `%` (of pct-encoded).
+/// The bytes of an RFC 3986 reg-name: unreserved, sub-delims but `,`, and `%` (of
+/// pct-encoded).
 const REG_NAME: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -243,7 +245,7 @@ const REG_NAME: [bool; 256] = {
         table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
-    let others = b"-._~%!$&'()*+,;=";
+    let others = b"-._~%!$&'()*+;=";
     let mut i = 0;
     while i < others.len() {
         table[others[i] as usize] = true;
@@ -439,15 +441,28 @@ mod tests {
 
     #[test]
     fn the_target_of_an_absolute_form_request_replaces_its_host() {
-        let h = head("GET http://user@a.example:8080/p HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        let h = head("GET http://a.example:8080/p HTTP/1.1\r\nHost: b.example\r\n\r\n");
         let hosts: Vec<_> = h.request.headers().get_all("host").iter().collect();
         assert_eq!(hosts, ["a.example:8080"]);
-        // Even two `Host` lines: the target says which host.
-        let h = head("GET http://a.example/ HTTP/1.1\r\nHost: b\r\nHost: c\r\n\r\n");
+        // The target is enough, even on HTTP/1.1.
+        let h = head("GET http://a.example/ HTTP/1.1\r\n\r\n");
         assert_eq!(h.request.headers()["host"], "a.example");
+        for bad in ["http://a.example:1234567/", "http://user@a.example/"] {
+            let text = format!("GET {bad} HTTP/1.1\r\nHost: a.example\r\n\r\n");
+            assert_eq!(
+                parse(&text).unwrap_err(),
+                Refusal::BadRequest("bad host in the request target"),
+                "{bad}"
+            );
+        }
+        // The `Host` rules hold in absolute form too.
         assert_eq!(
-            parse("GET http://a.example:1234567/ HTTP/1.1\r\n\r\n").unwrap_err(),
-            Refusal::BadRequest("bad host in the request target")
+            parse("GET http://a.example/ HTTP/1.1\r\nHost: b\r\nHost: c\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("more than one Host")
+        );
+        assert_eq!(
+            parse("GET http://a.example/ HTTP/1.1\r\nHost: b/c\r\n\r\n").unwrap_err(),
+            Refusal::BadRequest("bad Host")
         );
     }
 
@@ -492,6 +507,8 @@ mod tests {
             "[zz::1]",
             ":80",
             "a\\b",
+            "a,b",
+            "[fe80::1%25eth0]",
         ] {
             let text = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
             assert_eq!(

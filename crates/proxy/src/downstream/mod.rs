@@ -222,8 +222,10 @@ impl Http1 {
                 match head::parse_request(buf) {
                     Ok(Some(head)) => return Some(head),
                     // Part of a head: the header-read clock runs while the rest is awaited
-                    // (it may have come pipelined, during the request before).
-                    Ok(None) => self.connection.activity.head_begun(),
+                    // (it may have come pipelined, during the request before). Blank lines
+                    // between requests, skipped, are no head.
+                    Ok(None) if !buf.is_empty() => self.connection.activity.head_begun(),
+                    Ok(None) => {}
                     Err(refusal) => {
                         tracing::debug!(?refusal, client = %self.connection.client, "request head refused");
                         // Never routed, so never logged as an exchange: counted here.

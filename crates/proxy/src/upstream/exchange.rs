@@ -103,12 +103,20 @@ impl From<Failure> for Unanswered {
     }
 }
 
-/// A new connection, dialed by `by`, its timer set to it.
+/// A new connection, dialed by `by`, its timer set to it. Time running out while the
+/// endpoint has not accepted is its connect timing out (not a slow client, whose body has not
+/// begun to go).
 async fn connect(pool: &Arc<Pool>, by: Option<Instant>) -> Result<Connection, Unanswered> {
     let dialed = match by {
         Some(at) => tokio::time::timeout_at(at, pool.connect())
             .await
-            .map_err(|_| Unanswered::Expired)?,
+            .map_err(|_| {
+                let error = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request's deadline passed while connecting",
+                );
+                Unanswered::Failed(ProxyError::with_source(ErrorKind::ConnectTimeout, error))
+            })?,
         None => pool.connect().await,
     };
     let mut connection = dialed.map_err(Unanswered::Failed)?;
@@ -139,11 +147,7 @@ async fn attempt(
             }
             read_head(stream, read, method).await
         };
-        let parsed = tokio::select! {
-            biased;
-            parsed = exchanged => parsed?,
-            () = timer.expired() => return Err(Failure::Expired),
-        };
+        let parsed = timer.run(exchanged).await.ok_or(Failure::Expired)??;
         return Ok(respond(Source::Pooled(connection), parsed, pool, deadlines));
     };
 

@@ -97,12 +97,11 @@ impl Upstream {
                 .map(|r| r.map(UpstreamBody::Http1)),
             Upstream::Http2(client) => {
                 let mut timer = Timer::at(deadlines.head);
-                let response = tokio::select! {
-                    biased;
-                    response = client.request(request) => response
-                        .map_err(|e| Unanswered::Failed(ProxyError::from_upstream(e)))?,
-                    () = timer.expired() => return Err(Unanswered::Expired),
-                };
+                let response = timer
+                    .run(client.request(request))
+                    .await
+                    .ok_or(Unanswered::Expired)?
+                    .map_err(|e| Unanswered::Failed(ProxyError::from_upstream(e)))?;
                 timer.set(deadlines.whole);
                 Ok(response.map(|body| UpstreamBody::Http2(Deadline::new(body, timer))))
             }

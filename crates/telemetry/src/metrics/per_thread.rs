@@ -10,7 +10,14 @@
 //! reason, and merges them on a timer; here a scrape sums them when it runs).
 //!
 //! Slots hold wrapping sums: a gauge raised on one thread and lowered on another has +1 in
-//! one slot and -1 (wrapped) in the other, and the sum is right.
+//! one slot and -1 (wrapped) in the other, and the sum is right. A scrape reads the slots one
+//! after the other, so it may see a lowering without the raise before it: the per-thread
+//! gauges count things (requests in flight, open connections), and read below zero as zero.
+//!
+//! A value's slots share 64 bytes: with several workers recording on one route the line
+//! still moves between their cores (as the one atomic did), only without the locked
+//! instruction. Slots are never handed back: a thread that recorded once (a blocking-pool
+//! thread, say) keeps its slot, and a worker started after seven such threads shares.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -124,13 +131,14 @@ impl gauge::Atomic<i64> for PerThread {
     /// Sets the value as this thread sees it: not exact while other threads record. The
     /// proxy's per-thread gauges are only raised and lowered.
     fn set(&self, v: i64) -> i64 {
-        let before = gauge::Atomic::<i64>::get(self);
+        let before = self.sum() as i64;
         self.add(v.wrapping_sub(before) as u64);
         before
     }
 
+    /// The count, never below zero (see the module's notes).
     fn get(&self) -> i64 {
-        self.sum() as i64
+        (self.sum() as i64).max(0)
     }
 }
 
@@ -175,9 +183,11 @@ mod tests {
         std::thread::spawn(move || lowering.dec_by(4))
             .join()
             .unwrap();
-        assert_eq!(gauge.get(), -2);
+        assert_eq!(gauge.get(), 0, "a count reads below zero as zero");
         gauge.set(7);
         assert_eq!(gauge.get(), 7);
+        gauge.inc();
+        assert_eq!(gauge.get(), 8);
     }
 
     #[test]
