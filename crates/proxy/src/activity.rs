@@ -86,10 +86,14 @@ impl Activity {
         self.touch_at(clock::now());
     }
 
-    /// Notes activity at `at` (a time the caller has already read).
+    /// Notes activity at `at` (a time the caller has already read). A load and a store, not
+    /// a read-modify-write (twice per request): two HTTP/2 streams ending at once may leave
+    /// the earlier of their two times, a few microseconds off the idle clock.
     fn touch_at(&self, at: Instant) {
         let ms = millis(at.saturating_duration_since(self.since));
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+        if ms > self.last_ms.load(Ordering::Relaxed) {
+            self.last_ms.store(ms, Ordering::Relaxed);
+        }
     }
 
     /// Wakes the watchdog if `deadline` comes before its next look.

@@ -120,27 +120,25 @@ impl Forward {
                 }
             })?;
         slot.hold(cluster_slot);
-        let endpoint = slot.endpoint().clone();
-        if endpoint.priority > 0
+        // The endpoint is read through the slot, which holds it (no count of its own).
+        let priority = slot.endpoint().priority;
+        if priority > 0
             && let Some(trace) = request.extensions().get::<Arc<RequestTrace>>()
         {
             // Served by a standby group: the primary group had nothing available.
             trace.event(
                 "failover.standby",
-                vec![(
-                    "watertight.priority",
-                    Value::Int(i64::from(endpoint.priority)),
-                )],
+                vec![("watertight.priority", Value::Int(i64::from(priority)))],
             );
         }
         // A failed attempt: counted against the endpoint (and its breaker) when it says
         // something about the endpoint.
         let fail = |slot: &mut InFlight, error: ProxyError| {
             if error.blames_upstream() {
-                endpoint.record_failure();
+                slot.endpoint().record_failure();
             }
             slot.failed(error.kind());
-            error.at_endpoint(&endpoint.address)
+            error.at_endpoint(&slot.endpoint().address)
         };
 
         // Offered by the client connection for an upgrade request only (no field lookups
@@ -177,7 +175,8 @@ impl Forward {
         // The request's extensions ride on to the response (where the edge and the layers
         // read what they put there): one map per exchange, not two.
         let carried = std::mem::take(request.extensions_mut());
-        let mut response = match endpoint.upstream().send(request, deadlines).await {
+        let sent = slot.endpoint().upstream().send(request, deadlines).await;
+        let mut response = match sent {
             Ok(response) => response,
             Err(Unanswered::Expired) => {
                 // Still sending the client's body when time ran out: the client was slow.
@@ -213,7 +212,7 @@ impl Forward {
         if arrival.note_endpoint {
             response
                 .extensions_mut()
-                .insert(ServedBy(endpoint.address.clone()));
+                .insert(ServedBy(slot.endpoint().address.clone()));
         }
         slot.answered(response.status().as_u16());
 
