@@ -174,21 +174,10 @@ async fn an_absolute_form_target_names_the_host_whatever_host_says() {
     // RFC 9112 §3.2.2: the target's host is routed on and forwarded, the client's `Host`
     // dropped.
     let app = upstream("app").await;
-    let yaml = format!(
-        r#"
-access_log: "off"
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: shop
-        match: {{ hosts: ["shop.example"] }}
-        cluster: app
-clusters:
-  - name: app
-    endpoints: [{{ address: "{}" }}]
-"#,
-        app.local_addr()
+    let yaml = one_route(
+        &[app.local_addr()],
+        &[],
+        "        match: { hosts: [\"shop.example\"] }\n",
     );
     let (_proxy, address) = proxy(&yaml).await;
     let echo = echo_raw(

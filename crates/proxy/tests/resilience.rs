@@ -16,14 +16,6 @@ fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// [`one_cluster`] with `route` lines (e.g. a `retry:` block) added to its route.
-fn with_route(endpoints: &[SocketAddr], cluster: &[&str], route: &str) -> String {
-    one_cluster(endpoints, cluster, &[]).replace(
-        "        cluster: app\n",
-        &format!("        cluster: app\n{route}"),
-    )
-}
-
 async fn faulty(name: &str, faults: Faults) -> SampleService {
     let service = upstream(name).await;
     service.set_faults(faults);
@@ -76,7 +68,7 @@ async fn a_refused_connection_is_retried_on_another_endpoint() {
     let app = upstream("app").await;
     let dead = closed_port();
     let retry = "        retry: {attempts: 2, retry_on: [connect-failure]}\n";
-    let (_proxy, address) = proxy(&with_route(&[dead, app.local_addr()], &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&[dead, app.local_addr()], &[], retry)).await;
     for _ in 0..10 {
         let answer = get(&h1(), address, "/", &[]).await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.reason());
@@ -104,7 +96,7 @@ async fn a_post_the_upstream_received_is_not_sent_again() {
     let second = faulty("app", resets).await;
     let endpoints = [first.local_addr(), second.local_addr()];
     let retry = "        retry: {attempts: 3, retry_on: [reset]}\n";
-    let (_proxy, address) = proxy(&with_route(&endpoints, &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&endpoints, &[], retry)).await;
 
     let answer = post(address, "pay 10 euros").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
@@ -118,7 +110,7 @@ async fn a_post_the_upstream_received_is_not_sent_again() {
 
     // A route that opts in replays the POST too.
     let opted = "        retry: {attempts: 3, retry_on: [reset], non_idempotent: true}\n";
-    let (_opted, opted_address) = proxy(&with_route(&endpoints, &[], opted)).await;
+    let (_opted, opted_address) = proxy(&one_route(&endpoints, &[], opted)).await;
     post(opted_address, "pay 10 euros").await;
     assert_eq!(served(), 4 + 3);
 }
@@ -128,7 +120,7 @@ async fn a_post_whose_connection_was_refused_is_retried() {
     let app = upstream("app").await;
     let dead = closed_port();
     let retry = "        retry: {attempts: 2, retry_on: [connect-failure]}\n";
-    let (_proxy, address) = proxy(&with_route(&[dead, app.local_addr()], &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&[dead, app.local_addr()], &[], retry)).await;
     for _ in 0..4 {
         let answer = post(address, "hello").await;
         assert_eq!(answer.status, StatusCode::OK);
@@ -142,7 +134,7 @@ async fn status_retries_move_to_a_healthy_endpoint() {
     let healthy = upstream("app").await;
     let retry = "        retry: {attempts: 2, retry_on: [gateway-error]}\n";
     let endpoints = [broken.local_addr(), healthy.local_addr()];
-    let (_proxy, address) = proxy(&with_route(&endpoints, &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&endpoints, &[], retry)).await;
     for _ in 0..10 {
         assert_eq!(get(&h1(), address, "/", &[]).await.status, StatusCode::OK);
     }
@@ -159,7 +151,7 @@ async fn a_retry_avoids_the_endpoint_a_keyed_request_just_failed_on() {
     let healthy = upstream("app").await;
     let retry = "        retry: {attempts: 2, retry_on: [gateway-error]}\n";
     let endpoints = [broken.local_addr(), healthy.local_addr()];
-    let config = with_route(
+    let config = one_route(
         &endpoints,
         &["balancer: hash", "hash: { key: { header: x-user } }"],
         retry,
@@ -181,7 +173,7 @@ async fn the_budget_holds_a_failing_upstream_to_its_share_of_retries() {
     let failing = failing("app").await;
     // Up to 3 tries each, but retries may add only 20% (and no floor).
     let retry = "        retry:\n          attempts: 3\n          retry_on: [\"503\"]\n          backoff: {base: 1ms, max: 1ms}\n          budget: {ratio: 0.2, min_per_second: 0}\n";
-    let (_proxy, address) = proxy(&with_route(&[failing.local_addr()], &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&[failing.local_addr()], &[], retry)).await;
     let client = h1();
     for _ in 0..200 {
         assert_eq!(
@@ -208,7 +200,7 @@ async fn retries_with_some_failures_hide_them_from_clients() {
     .await;
     let retry =
         "        retry: {attempts: 3, retry_on: [\"503\"], backoff: {base: 1ms, max: 2ms}}\n";
-    let (_proxy, address) = proxy(&with_route(&[flaky.local_addr()], &[], retry)).await;
+    let (_proxy, address) = proxy(&one_route(&[flaky.local_addr()], &[], retry)).await;
     let client = h1();
     let mut errors = 0;
     for _ in 0..300 {
@@ -225,7 +217,7 @@ async fn a_full_bulkhead_fails_fast_with_retry_after() {
     let app = upstream("app").await;
     let bulkhead =
         "        bulkhead: {max_concurrent: 2, max_queue: 0}\n        retry: {attempts: 2}\n";
-    let (proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let (proxy, address) = proxy(&one_route(&[app.local_addr()], &[], bulkhead)).await;
     let slow: Vec<_> = (0..2)
         .map(|_| tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await }))
         .collect();
@@ -255,7 +247,7 @@ async fn a_full_bulkhead_fails_fast_with_retry_after() {
 async fn a_queued_request_gets_a_slot_or_gives_up_at_the_queue_timeout() {
     let app = upstream("app").await;
     let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 300ms}\n";
-    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let (_proxy, address) = proxy(&one_route(&[app.local_addr()], &[], bulkhead)).await;
     let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=1500", &[]).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let timed_out = get(&h1(), address, "/", &[]).await;
@@ -349,7 +341,7 @@ async fn with_every_breaker_open_requests_fail_fast_then_a_trial_closes_it() {
 async fn a_failing_route_falls_back_to_its_fixed_answer_marked_degraded() {
     let dead = closed_port();
     let fallback = "        fallback:\n          response:\n            status: 200\n            headers: {content-type: text/plain}\n            body: \"catalog unavailable, showing nothing\"\n";
-    let (_proxy, address) = proxy(&with_route(&[dead], &[], fallback)).await;
+    let (_proxy, address) = proxy(&one_route(&[dead], &[], fallback)).await;
     let answer = get(&h1(), address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), "catalog unavailable, showing nothing");
@@ -364,7 +356,7 @@ async fn a_failing_route_falls_back_to_its_fixed_answer_marked_degraded() {
 async fn a_fallback_cluster_answers_first_and_only_for_the_listed_reasons() {
     let failing = failing("app").await;
     let backup = upstream("backup").await;
-    let yaml = with_route(
+    let yaml = one_route(
         &[failing.local_addr()],
         &[],
         "        fallback: {on: [\"5xx\"], cluster: backup, response: {status: 503, body: last resort}}\n",
@@ -398,7 +390,7 @@ async fn a_fallback_cluster_answers_first_and_only_for_the_listed_reasons() {
 async fn under_overload_sheddable_requests_go_first() {
     let app = upstream("app").await;
     let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 5s, priority_header: x-priority}\n";
-    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], bulkhead)).await;
+    let (_proxy, address) = proxy(&one_route(&[app.local_addr()], &[], bulkhead)).await;
     let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A sheddable request waits in the (one-place) queue…
@@ -418,7 +410,7 @@ async fn under_overload_sheddable_requests_go_first() {
 async fn time_spent_queueing_counts_against_the_route_deadline() {
     let app = upstream("app").await;
     let route = "        timeout: 500ms\n        bulkhead: {max_concurrent: 1, max_queue: 1, queue_timeout: 5s}\n";
-    let (_proxy, address) = proxy(&with_route(&[app.local_addr()], &[], route)).await;
+    let (_proxy, address) = proxy(&one_route(&[app.local_addr()], &[], route)).await;
     let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=400", &[]).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Queued ~250 ms behind the holder, then the holder's slot comes free with less than
@@ -448,7 +440,7 @@ async fn time_spent_queueing_counts_against_the_route_deadline() {
 async fn a_bodyless_post_is_not_sent_to_the_fallback_cluster_after_it_may_have_been_applied() {
     let hanging = resetting("app").await;
     let backup = upstream("backup").await;
-    let yaml = with_route(
+    let yaml = one_route(
         &[hanging.local_addr()],
         &[],
         "        fallback: {cluster: backup}\n",
@@ -490,7 +482,7 @@ async fn an_upstream_asking_to_wait_past_the_deadline_is_not_waited_for() {
                 .await;
         }
     });
-    let (_raw_proxy, raw_address) = proxy(&with_route(&[raw], &[], retry)).await;
+    let (_raw_proxy, raw_address) = proxy(&one_route(&[raw], &[], retry)).await;
     let started = Instant::now();
     let answer = get(&h1(), raw_address, "/", &[]).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -506,7 +498,7 @@ async fn an_upstream_asking_to_wait_past_the_deadline_is_not_waited_for() {
 async fn a_reload_keeps_the_bulkhead_and_the_requests_it_holds() {
     let app = upstream("app").await;
     let bulkhead = "        bulkhead: {max_concurrent: 1, max_queue: 0}\n";
-    let yaml = with_route(&[app.local_addr()], &[], bulkhead);
+    let yaml = one_route(&[app.local_addr()], &[], bulkhead);
     let (proxy, address) = proxy(&yaml).await;
     let holder = tokio::spawn(async move { get(&h1(), address, "/delay?ms=800", &[]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -592,9 +592,10 @@ async fn a_body_may_stream_past_the_per_try_timeout_within_the_request_timeout()
         )
     })
     .await;
-    let yaml = one_cluster(&[upstream.address], &["request_timeout: 5s"], &[]).replace(
-        "        cluster: app\n",
-        "        cluster: app\n        retry: {attempts: 2, retry_on: [timeout], per_try_timeout: 200ms}\n",
+    let yaml = one_route(
+        &[upstream.address],
+        &["request_timeout: 5s"],
+        "        retry: {attempts: 2, retry_on: [timeout], per_try_timeout: 200ms}\n",
     );
     let (_proxy, address) = proxy(&yaml).await;
     let answer = get(&h1(), address, "/", &[]).await;

@@ -162,6 +162,15 @@ pub fn one_cluster(endpoints: &[SocketAddr], cluster: &[&str], listener: &[&str]
     )
 }
 
+/// [`one_cluster`] with `route` lines (a `match:`, a `retry:` block, eight spaces in) added
+/// to its one route.
+pub fn one_route(endpoints: &[SocketAddr], cluster: &[&str], route: &str) -> String {
+    one_cluster(endpoints, cluster, &[]).replace(
+        "        cluster: app\n",
+        &format!("        cluster: app\n{route}"),
+    )
+}
+
 /// `extra` as `key: value` lines of a listener or cluster (four spaces in).
 pub fn field_lines(extra: &[&str]) -> String {
     extra.iter().map(|l| format!("    {l}\n")).collect()
