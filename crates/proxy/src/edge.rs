@@ -20,7 +20,7 @@ use crate::access_log::{self, Entry};
 use crate::activity::Activity;
 use crate::body::{ByteCount, Observed, ProxyBody, boxed, empty, full};
 use crate::clock;
-use crate::downstream::ClientUpgrade;
+use crate::downstream::{ClientUpgrade, valid_host};
 use crate::error::{BoxError, ClientBodyError, ErrorKind, ProxyError};
 use crate::exchange::{Exchange, ExchangeBody, Pending};
 use crate::fallback::Degraded;
@@ -152,12 +152,17 @@ where
             if let Some(entry) = &mut entry {
                 entry.listener = listener.name().clone();
             }
-            match listener.router.route(&request) {
-                None => {
+            let routed = if client_version == Version::HTTP_2 && !h2_host_agrees(&request) {
+                Err(ErrorKind::BadRequest)
+            } else {
+                listener.router.route(&request).ok_or(ErrorKind::NoRoute)
+            };
+            match routed {
+                Err(kind) => {
                     metered = listener.metered.clone();
-                    Err(ProxyError::new(ErrorKind::NoRoute))
+                    Err(ProxyError::new(kind))
                 }
-                Some(route) => {
+                Ok(route) => {
                     if let Some(route_metered) = &route.metered {
                         if let Some(metrics) = &route_metered.route {
                             metrics.started();
@@ -230,6 +235,23 @@ where
         exchange.get().status = response.status().as_u16();
         Ok(response.map(|body| exchange.respond(body)))
     }
+}
+
+/// Whether an HTTP/2 request's `Host` fields, if any, agree with its `:authority` (RFC 9113
+/// §8.3.1): one valid `host[:port]`, naming the same as `:authority` when there is one. A
+/// request whose two names differ could be routed by one and served by the other.
+fn h2_host_agrees<B>(request: &Request<B>) -> bool {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let Some(host) = hosts.next() else {
+        return true;
+    };
+    hosts.next().is_none()
+        && valid_host(host.as_bytes())
+        && request.uri().authority().is_none_or(|authority| {
+            authority
+                .as_str()
+                .eq_ignore_ascii_case(host.to_str().unwrap_or(""))
+        })
 }
 
 /// Applies the intermediary rules to a request about to be forwarded.

@@ -115,3 +115,23 @@ async fn an_http2_upstream_too_slow_is_a_504_upstream_timeout() {
     let answer = get(&client, address, "/echo", &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "the next stream is served");
 }
+
+#[tokio::test]
+async fn an_http2_host_field_must_agree_with_the_authority() {
+    let app = upstream("app").await;
+    let (_proxy, address) = proxy_to(app.local_addr(), &[]).await;
+    let client = h2();
+    let authority = address.to_string();
+    let same = get(&client, address, "/echo", &[("host", authority.as_str())]).await;
+    assert_eq!(same.status, StatusCode::OK, "the same name, spelled again");
+    for (host, why) in [("elsewhere.example", "another name"), ("a/b", "not a host")] {
+        let answer = get(&client, address, "/echo", &[("host", host)]).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(answer.reason(), Some("bad-request"), "{why}");
+    }
+    assert_eq!(
+        app.requests_served(),
+        1,
+        "only the agreeing request went up"
+    );
+}

@@ -200,7 +200,7 @@ fn settle_host(
 /// literal in brackets (no zone identifier, no IPvFuture), and a port of at most five
 /// digits. Not empty: an `http` URI's host never is (RFC 9110 §4.2.1). One pass over the
 /// bytes, by table: it runs on every request.
-fn valid_host(value: &[u8]) -> bool {
+pub(crate) fn valid_host(value: &[u8]) -> bool {
     if value.first() == Some(&b'[') {
         let Some(end) = value.iter().position(|&b| b == b']') else {
             return false;

@@ -9,6 +9,8 @@
 mod body;
 mod head;
 
+pub(crate) use head::valid_host;
+
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
