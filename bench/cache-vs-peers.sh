@@ -41,9 +41,7 @@ source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-for knob in THREADS CONNS ROUNDS WRK_THREADS BURST_N BURST_TIMEOUT; do
-    [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
-done
+positive_knobs THREADS CONNS ROUNDS WRK_THREADS BURST_N BURST_TIMEOUT
 [[ $BURST_ROUNDS =~ ^[0-9]+$ ]] || die "BURST_ROUNDS must be a whole number (got '$BURST_ROUNDS')"
 [[ $BURST_DELAY =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BURST_DELAY must be a number of seconds (got '$BURST_DELAY')"
 [[ $PIN == 0 || $PIN == 1 ]] || die "PIN must be 0 or 1 (got '$PIN')"

@@ -43,12 +43,8 @@ source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-for knob in ROUNDS B_CONNS A_CONNS SLOW_DELAY BULKHEAD NGINX_WORKER_CONNECTIONS; do
-    [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
-done
-for knob in B_DELAY_MS A_RAMP; do
-    [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob must be a whole number (got '${!knob}')"
-done
+positive_knobs ROUNDS B_CONNS A_CONNS SLOW_DELAY BULKHEAD NGINX_WORKER_CONNECTIONS
+whole_knobs B_DELAY_MS A_RAMP
 [[ $A_MODE == closed || $A_MODE == retry-after ]] || die "A_MODE must be closed or retry-after (got '$A_MODE')"
 ((ROUNDS <= 20)) || die "ROUNDS must be at most 20"
 [[ -z $A_CPUS || $A_CPUS =~ ^[0-9]+([,-][0-9]+)*$ ]] || die "A_CPUS must be a CPU list like 1 or 2-3 (got '$A_CPUS')"

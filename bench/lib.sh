@@ -17,6 +17,21 @@ export PATH="$PATH:/usr/sbin:/sbin"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# positive_knobs NAME... / whole_knobs NAME...: each named variable must hold a positive
+# (resp. non-negative) integer, else the script stops saying which and what it held.
+positive_knobs() {
+    local knob
+    for knob; do
+        [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
+    done
+}
+whole_knobs() {
+    local knob
+    for knob; do
+        [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob must be a whole number (got '${!knob}')"
+    done
+}
+
 # "10s", "10", "1m" -> seconds
 to_seconds() {
     local v=$1

@@ -53,9 +53,7 @@ HELPER=$ROOT/bench/pg_failover.py
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-for knob in ROUNDS NODES PATRONI_TTL PATRONI_LOOP_WAIT PATRONI_RETRY_TIMEOUT PRE STABLE MAX_AFTER WRITE_INTERVAL_MS; do
-    [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
-done
+positive_knobs ROUNDS NODES PATRONI_TTL PATRONI_LOOP_WAIT PATRONI_RETRY_TIMEOUT PRE STABLE MAX_AFTER WRITE_INTERVAL_MS
 ((ROUNDS <= 20)) || die "ROUNDS must be at most 20"
 ((NODES >= 2 && NODES <= 3)) || die "NODES must be 2 or 3"
 ((MAX_AFTER <= 300)) || die "MAX_AFTER must be at most 300"

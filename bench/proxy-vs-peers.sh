@@ -34,9 +34,7 @@ source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-for knob in THREADS CONNS ROUNDS WRK_THREADS IDLE_CONNS; do
-    [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
-done
+positive_knobs THREADS CONNS ROUNDS WRK_THREADS IDLE_CONNS
 (( WRK_THREADS <= CONNS )) || die "WRK_THREADS ($WRK_THREADS) must not exceed CONNS ($CONNS)"
 
 # Command prefixes that pin the proxies and the load (empty unless PIN=1).

@@ -32,9 +32,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-for knob in REQUESTS WARMUP CONNS PERF_SECONDS TOP; do
-    [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob must be a non-negative integer (got '${!knob}')"
-done
+whole_knobs REQUESTS WARMUP CONNS PERF_SECONDS TOP
 ((REQUESTS > 0 && CONNS > 0)) || die "REQUESTS and CONNS must be positive"
 [[ $ATOMICS == 0 || $ATOMICS == 1 ]] || die "ATOMICS must be 0 or 1 (got '$ATOMICS')"
 needed=(valgrind callgrind_control ab nginx python3 objdump readelf)

@@ -35,9 +35,7 @@ source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-for knob in THREADS CONNS ROUNDS WRK_THREADS; do
-    [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer (got '${!knob}')"
-done
+positive_knobs THREADS CONNS ROUNDS WRK_THREADS
 (( WRK_THREADS <= CONNS )) || die "WRK_THREADS ($WRK_THREADS) must not exceed CONNS ($CONNS)"
 [[ $HEAD_RATIO =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "HEAD_RATIO must be a number in 0-1 (got '$HEAD_RATIO')"
 

@@ -172,13 +172,7 @@ impl Runtime {
             listeners.insert(
                 address,
                 ListenerRuntime {
-                    metered: metered.map(|m| {
-                        Arc::new(Metered {
-                            metrics: m.clone(),
-                            labels: labels.clone(),
-                            route: None,
-                        })
-                    }),
+                    metered: metered.map(|m| Metered::unrouted(m, labels.clone())),
                     labels,
                     config: listener.clone(),
                     router: Router::new(routes),
@@ -210,13 +204,7 @@ impl Runtime {
             clusters,
             access_log,
             metrics: metered.cloned(),
-            unlisted: metered.map(|m| {
-                Arc::new(Metered {
-                    metrics: m.clone(),
-                    labels: Arc::new(Labels::default()),
-                    route: None,
-                })
-            }),
+            unlisted: metered.map(|m| Metered::unrouted(m, Arc::default())),
             cache,
         })
     }

@@ -74,6 +74,17 @@ pub struct Metered {
     pub route: Option<Arc<RouteMetrics>>,
 }
 
+impl Metered {
+    /// What an exchange no route took is counted under: its errors, under `labels`.
+    pub fn unrouted(metrics: &Arc<Metrics>, labels: Arc<Labels>) -> Arc<Self> {
+        Arc::new(Self {
+            metrics: metrics.clone(),
+            labels,
+            route: None,
+        })
+    }
+}
+
 /// A route as the router hands it to the edge.
 #[derive(Clone)]
 pub struct RouteEntry {

@@ -96,9 +96,13 @@ pub struct Noted {
 }
 
 impl Noted {
-    fn note(&mut self, name: &HeaderName) {
+    /// Notes a field named `name` whose value lies at `value` in the head.
+    fn note(&mut self, name: &HeaderName, value: (u32, u32)) {
         // Standard names compare as small integers.
         if *name == header::HOST {
+            if self.hosts == 0 {
+                self.host = value;
+            }
             self.hosts = (self.hosts + 1).min(2);
         } else if *name == header::CONNECTION {
             self.connection = true;
@@ -224,10 +228,7 @@ impl FieldSpans {
                     headers.append(header::CONNECTION, value_of(first)?);
                 }
             }
-            noted.note(&name);
-            if noted.hosts == 1 && name == header::HOST {
-                noted.host = (value_start, value_end);
-            }
+            noted.note(&name, (value_start, value_end));
             headers.append(name, value_of(span)?);
         }
         noted.plain_connection = held.map(|(plain, _)| plain);
